@@ -1,0 +1,493 @@
+"""Search spaces: parameter types, loading from YAML/JSON, and the unit-cube encoding.
+
+Every model in bocli sees points in the unit cube ``[0, 1]^d`` (one encoded dimension per parameter).
+``Space.encode`` maps parameter dicts to that cube and ``Space.decode`` maps back exactly: floats are
+clipped to their bounds, ints stay ints, categories stay their labels.
+
+Encoding per type:
+- float: ``(v - low) / (high - low)``, or the same on ``log(v)`` when ``log: true``.
+- int: as float (optionally log), decoded by rounding to the nearest integer in range.
+- ordinal: index of the value among ``values`` divided by ``len(values) - 1``.
+- categorical: index of the choice divided by ``len(choices) - 1``; the optimizer treats the
+  dimension as categorical (every choice a neighbour of every other), the GP uses a categorical kernel.
+
+This module is pure Python + numpy, so the CLI can validate a space without importing torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "CategoricalParam",
+    "FloatParam",
+    "IntParam",
+    "Objective",
+    "OrdinalParam",
+    "Param",
+    "Space",
+    "SpaceError",
+]
+
+PARAM_TYPES = ("float", "int", "categorical", "ordinal")
+
+
+class SpaceError(ValueError):
+    """A search-space definition or a parameter value is invalid; the message names the field."""
+
+
+def _suggest(word: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _check_keys(where: str, spec: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    for key in spec:
+        if key not in allowed:
+            raise SpaceError(
+                f"{where}: unknown key '{key}'{_suggest(str(key), allowed)}; "
+                f"allowed: {', '.join(allowed)}"
+            )
+
+
+def _number(where: str, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SpaceError(f"{where}: '{key}' must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise SpaceError(f"{where}: '{key}' must be finite, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class FloatParam:
+    """A real-valued parameter in ``[low, high]``, optionally on a log scale."""
+
+    name: str
+    low: float
+    high: float
+    log: bool = False
+    type: str = field(default="float", init=False)
+
+    def __post_init__(self) -> None:
+        _validate_range(self)
+
+    def encode(self, value: Any) -> float:
+        v = self.validate(value)
+        if self.log:
+            return (math.log(v) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
+        return (v - self.low) / (self.high - self.low)
+
+    def decode(self, u: float) -> float:
+        u = min(max(float(u), 0.0), 1.0)
+        if self.log:
+            v = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+        else:
+            v = self.low + u * (self.high - self.low)
+        return min(max(v, self.low), self.high)
+
+    def validate(self, value: Any) -> float:
+        v = _coerce_number(self.name, value)
+        if not (self.low <= v <= self.high):
+            raise SpaceError(
+                f"parameter '{self.name}': {value!r} is outside [{self.low:g}, {self.high:g}]"
+            )
+        return v
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "type": "float", "low": self.low, "high": self.high}
+        if self.log:
+            d["log"] = True
+        return d
+
+
+@dataclass(frozen=True)
+class IntParam:
+    """An integer parameter in ``[low, high]`` (inclusive), optionally on a log scale."""
+
+    name: str
+    low: int
+    high: int
+    log: bool = False
+    type: str = field(default="int", init=False)
+
+    def __post_init__(self) -> None:
+        _validate_range(self)
+
+    def _fwd(self, v: float) -> float:
+        if self.log:
+            return (math.log(v) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
+        return (v - self.low) / (self.high - self.low)
+
+    def encode(self, value: Any) -> float:
+        return self._fwd(self.validate(value))
+
+    def decode(self, u: float) -> int:
+        u = min(max(float(u), 0.0), 1.0)
+        if self.log:
+            raw = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+            # round in encoded space so the nearest integer is the nearest on the log axis
+            lo, hi = math.floor(raw), math.ceil(raw)
+            v = lo if abs(self._fwd(max(lo, self.low)) - u) <= abs(self._fwd(min(hi, self.high)) - u) else hi
+        else:
+            v = round(self.low + u * (self.high - self.low))
+        return int(min(max(v, self.low), self.high))
+
+    def validate(self, value: Any) -> int:
+        v = _coerce_number(self.name, value)
+        if v != round(v):
+            raise SpaceError(f"parameter '{self.name}': {value!r} is not an integer")
+        if not (self.low <= v <= self.high):
+            raise SpaceError(f"parameter '{self.name}': {value!r} is outside [{self.low}, {self.high}]")
+        return int(round(v))
+
+    def grid(self) -> list[float]:
+        """Encoded values of every integer in range (ascending, endpoints exactly 0 and 1)."""
+        return [self._fwd(v) for v in range(self.low, self.high + 1)]
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "type": "int", "low": self.low, "high": self.high}
+        if self.log:
+            d["log"] = True
+        return d
+
+
+@dataclass(frozen=True)
+class CategoricalParam:
+    """An unordered choice among labels (strings, numbers or booleans)."""
+
+    name: str
+    choices: tuple[Any, ...]
+    type: str = field(default="categorical", init=False)
+
+    def __post_init__(self) -> None:
+        _validate_choices(self.name, "choices", self.choices)
+
+    def _index(self, value: Any) -> int:
+        for i, c in enumerate(self.choices):
+            if value == c or (isinstance(value, str) and str(c) == value.strip()):
+                return i
+        raise SpaceError(
+            f"parameter '{self.name}': unknown category {value!r}"
+            f"{_suggest(str(value), [str(c) for c in self.choices])}; "
+            f"choices: {', '.join(map(str, self.choices))}"
+        )
+
+    def encode(self, value: Any) -> float:
+        n = len(self.choices)
+        return self._index(value) / (n - 1) if n > 1 else 0.0
+
+    def decode(self, u: float) -> Any:
+        n = len(self.choices)
+        i = round(min(max(float(u), 0.0), 1.0) * (n - 1))
+        return self.choices[i]
+
+    def validate(self, value: Any) -> Any:
+        return self.choices[self._index(value)]
+
+    def grid(self) -> list[float]:
+        n = len(self.choices)
+        return [i / (n - 1) for i in range(n)] if n > 1 else [0.0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "type": "categorical", "choices": list(self.choices)}
+
+
+@dataclass(frozen=True)
+class OrdinalParam(CategoricalParam):
+    """An ordered choice (e.g. ``[1, 2, 4, 8]`` or ``[low, mid, high]``): neighbours are adjacent."""
+
+    type: str = field(default="ordinal", init=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "type": "ordinal", "values": list(self.choices)}
+
+
+Param = FloatParam | IntParam | CategoricalParam | OrdinalParam
+
+
+def _coerce_number(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise SpaceError(f"parameter '{name}': expected a number, got {value!r}")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise SpaceError(f"parameter '{name}': {value!r} is not a number") from None
+    if not isinstance(value, int | float | np.integer | np.floating):
+        raise SpaceError(f"parameter '{name}': expected a number, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise SpaceError(f"parameter '{name}': {value!r} is not a finite number")
+    return v
+
+
+def _validate_range(p: FloatParam | IntParam) -> None:
+    where = f"parameter '{p.name}'"
+    if not p.low < p.high:
+        raise SpaceError(f"{where}: 'low' ({p.low}) must be less than 'high' ({p.high})")
+    if p.log and p.low <= 0:
+        raise SpaceError(f"{where}: a log-scaled parameter needs 'low' > 0, got {p.low}")
+
+
+def _validate_choices(name: str, key: str, choices: Sequence[Any]) -> None:
+    if len(choices) < 1:
+        raise SpaceError(f"parameter '{name}': '{key}' must list at least one value")
+    if len({str(c) for c in choices}) != len(choices):
+        raise SpaceError(f"parameter '{name}': '{key}' has duplicate values")
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What is measured and whether bigger is better."""
+
+    name: str = "objective"
+    direction: str = "minimize"
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("minimize", "maximize"):
+            raise SpaceError(
+                f"objective: 'direction' must be 'minimize' or 'maximize', got {self.direction!r}"
+            )
+
+    @property
+    def sign(self) -> float:
+        """+1 when maximizing, -1 when minimizing: models always maximize ``sign * value``."""
+        return 1.0 if self.direction == "maximize" else -1.0
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "direction": self.direction}
+
+
+_PARAM_KEYS = {
+    "float": ("name", "type", "low", "high", "log"),
+    "int": ("name", "type", "low", "high", "log"),
+    "categorical": ("name", "type", "choices"),
+    "ordinal": ("name", "type", "values"),
+}
+_RESERVED = {"trial_id", "status"}
+
+
+def _param_from_dict(i: int, spec: Any) -> Param:
+    where = f"parameters[{i}]"
+    if not isinstance(spec, Mapping):
+        raise SpaceError(f"{where}: expected a mapping with 'name' and 'type', got {spec!r}")
+    name = spec.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise SpaceError(f"{where}: 'name' is required and must be a non-empty string")
+    where = f"{where} ({name})"
+    if name in _RESERVED:
+        raise SpaceError(f"{where}: the name '{name}' is reserved for CSV columns")
+    ptype = spec.get("type")
+    if ptype not in _PARAM_TYPES:
+        raise SpaceError(
+            f"{where}: 'type' must be one of {', '.join(PARAM_TYPES)}, got {ptype!r}"
+            f"{_suggest(str(ptype), PARAM_TYPES)}"
+        )
+    _check_keys(where, spec, _PARAM_KEYS[ptype])
+    try:
+        if ptype in ("float", "int"):
+            for key in ("low", "high"):
+                if key not in spec:
+                    raise SpaceError(f"{where}: '{key}' is required for type {ptype}")
+            low, high = _number(where, "low", spec["low"]), _number(where, "high", spec["high"])
+            log = spec.get("log", False)
+            if not isinstance(log, bool):
+                raise SpaceError(f"{where}: 'log' must be true or false, got {log!r}")
+            if ptype == "int":
+                if low != int(low) or high != int(high):
+                    raise SpaceError(f"{where}: 'low' and 'high' must be integers for type int")
+                return IntParam(name, int(low), int(high), log)
+            return FloatParam(name, low, high, log)
+        key = "choices" if ptype == "categorical" else "values"
+        values = spec.get(key)
+        if not isinstance(values, list):
+            raise SpaceError(f"{where}: '{key}' is required and must be a list")
+        cls = CategoricalParam if ptype == "categorical" else OrdinalParam
+        return cls(name, tuple(values))
+    except SpaceError as e:
+        msg = str(e)
+        raise SpaceError(msg if msg.startswith("parameters[") else f"{where}: {msg}") from None
+
+
+@dataclass(frozen=True)
+class Space:
+    """An ordered collection of parameters plus the objective; encodes to the unit cube.
+
+    Attributes:
+        parameters: The parameters, one encoded dimension each, in this order.
+        objective: The objective's name and direction.
+    """
+
+    parameters: tuple[Param, ...]
+    objective: Objective = field(default_factory=Objective)
+
+    def __post_init__(self) -> None:
+        if not self.parameters:
+            raise SpaceError("space: 'parameters' must list at least one parameter")
+        names = [p.name for p in self.parameters]
+        for n in names:
+            if names.count(n) > 1:
+                raise SpaceError(f"space: parameter name '{n}' is used more than once")
+        if self.objective.name in names:
+            raise SpaceError(
+                f"space: objective name '{self.objective.name}' clashes with a parameter name"
+            )
+
+    # ----- construction -------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, spec: Any) -> Space:
+        """Build a space from the YAML/JSON structure documented in DESIGN.md."""
+        if not isinstance(spec, Mapping):
+            raise SpaceError("space: expected a mapping with 'parameters' (and 'objective')")
+        _check_keys("space", spec, ("parameters", "objective"))
+        params = spec.get("parameters")
+        if not isinstance(params, list):
+            raise SpaceError("space: 'parameters' is required and must be a list")
+        parsed = tuple(_param_from_dict(i, p) for i, p in enumerate(params))
+        obj_spec = spec.get("objective", {}) or {}
+        if not isinstance(obj_spec, Mapping):
+            raise SpaceError("objective: expected a mapping with 'name' and 'direction'")
+        _check_keys("objective", obj_spec, ("name", "direction"))
+        name = obj_spec.get("name", "objective")
+        if not isinstance(name, str) or not name:
+            raise SpaceError("objective: 'name' must be a non-empty string")
+        objective = Objective(name, obj_spec.get("direction", "minimize"))
+        return cls(parsed, objective)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Space:
+        """Load a YAML (``.yaml``/``.yml``) or JSON space file; errors name the file and field."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except FileNotFoundError:
+            raise SpaceError(f"{path}: file not found") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise SpaceError(f"{path}: cannot read ({e})") from None
+        try:
+            if path.suffix.lower() == ".json":
+                spec = json.loads(text)
+            else:
+                import yaml
+
+                spec = yaml.safe_load(text)
+        except Exception as e:  # yaml.YAMLError / json.JSONDecodeError carry line numbers
+            first = str(e).strip().splitlines()
+            raise SpaceError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: "
+                             f"{' '.join(x.strip() for x in first)}") from None
+        try:
+            return cls.from_dict(spec)
+        except SpaceError as e:
+            raise SpaceError(f"{path}: {e}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "parameters": [p.to_dict() for p in self.parameters],
+            "objective": self.objective.to_dict(),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Space:
+        return cls.from_dict(json.loads(text))
+
+    # ----- structure ----------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        """Number of encoded dimensions (one per parameter)."""
+        return len(self.parameters)
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.parameters]
+
+    def cat_dims(self) -> dict[int, list[float]]:
+        """Encoded dimension -> its allowed encoded values, for unordered categoricals."""
+        return {
+            i: p.grid()
+            for i, p in enumerate(self.parameters)
+            if type(p) is CategoricalParam and len(p.choices) > 1
+        }
+
+    def discrete_dims(self) -> dict[int, list[float]]:
+        """Encoded dimension -> allowed encoded values, for ints and ordinals (ascending)."""
+        return {
+            i: p.grid()
+            for i, p in enumerate(self.parameters)
+            if isinstance(p, IntParam | OrdinalParam) and len(p.grid()) > 1
+        }
+
+    def fixed_dims(self) -> dict[int, float]:
+        """Dimensions with a single allowed value (one-choice categoricals)."""
+        return {
+            i: 0.0
+            for i, p in enumerate(self.parameters)
+            if isinstance(p, CategoricalParam) and len(p.choices) == 1
+        }
+
+    @property
+    def is_continuous(self) -> bool:
+        return not (self.cat_dims() or self.discrete_dims())
+
+    # ----- encode / decode ----------------------------------------------------------------
+    def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Check a parameter dict (all names present, values in range); return it normalized."""
+        missing = [n for n in self.names if n not in params]
+        if missing:
+            raise SpaceError(f"missing parameter(s): {', '.join(missing)}")
+        extra = [k for k in params if k not in self.names]
+        if extra:
+            raise SpaceError(
+                f"unknown parameter '{extra[0]}'{_suggest(extra[0], self.names)}"
+            )
+        return {p.name: p.validate(params[p.name]) for p in self.parameters}
+
+    def encode(self, points: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Map parameter dicts to the unit cube.
+
+        Returns:
+            ``n x d`` float64 array in ``[0, 1]``.
+        """
+        out = np.empty((len(points), self.dim), dtype=np.float64)
+        for r, params in enumerate(points):
+            for c, p in enumerate(self.parameters):
+                if p.name not in params:
+                    raise SpaceError(f"missing parameter '{p.name}'")
+                out[r, c] = p.encode(params[p.name])
+        return out
+
+    def decode(self, X: np.ndarray | Sequence[Sequence[float]]) -> list[dict[str, Any]]:
+        """Map unit-cube points (``n x d``) back to parameter dicts; values snap to valid ones."""
+        arr = np.asarray(X, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] != self.dim:
+            raise ValueError(f"expected an n x {self.dim} array, got shape {arr.shape}")
+        return [
+            {p.name: p.decode(row[c]) for c, p in enumerate(self.parameters)} for row in arr
+        ]
+
+    def round_trip(self, X: np.ndarray) -> np.ndarray:
+        """Snap unit-cube points to the nearest valid encoded points (``n x d`` -> ``n x d``)."""
+        return self.encode(self.decode(X))
+
+    def sobol(self, n: int, seed: int, skip: int = 0) -> np.ndarray:
+        """The first ``n`` points (after ``skip``) of a scrambled Sobol sequence, snapped to valid points.
+
+        Returns:
+            ``n x d`` float64 array.
+        """
+        from scipy.stats import qmc
+
+        engine = qmc.Sobol(d=self.dim, scramble=True, seed=seed)
+        if skip:
+            engine.fast_forward(skip)
+        return self.round_trip(engine.random(n)) if n else np.empty((0, self.dim))

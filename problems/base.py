@@ -1,0 +1,71 @@
+"""The problem contract: a declarative description of an objective bocli can optimize.
+
+A problem is data: a name, a search space (which carries the objective's name and direction), an
+objective callable taking a parameter dict, the known optimum (when known, for regret) and the noise
+level. ``Problem.evaluate`` validates and adds noise; concrete problems only compute.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bocli.space import Space
+
+__all__ = ["ObjectiveError", "Problem"]
+
+
+class ObjectiveError(RuntimeError):
+    """An evaluation failed (exception, non-finite value, timeout); the trial is recorded as failed."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An objective over a search space.
+
+    Attributes:
+        name: Registry name (e.g. ``branin``, ``hartmann6``).
+        space: Parameters plus the objective's name and direction.
+        fn: ``fn(params) -> float``, the noiseless value (or the real measurement for user objectives).
+        optimum: Best achievable value in the objective's direction, if known (regret = distance to it).
+        noise_std: Standard deviation of Gaussian noise added by ``evaluate``.
+        description: One line for ``bocli problems``.
+        timeout: Seconds an evaluation may take before it counts as failed (None = no limit).
+    """
+
+    name: str
+    space: Space
+    fn: Callable[[Mapping[str, Any]], float]
+    optimum: float | None = None
+    noise_std: float = 0.0
+    description: str = ""
+    timeout: float | None = None
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    def evaluate(
+        self, params: Mapping[str, Any], rng: np.random.Generator | None = None
+    ) -> float:
+        """Evaluate one point; raises ObjectiveError for a failure or a non-finite value."""
+        clean = self.space.validate(params)
+        try:
+            value = float(self.fn(clean))
+        except ObjectiveError:
+            raise
+        except Exception as e:  # a user objective may raise anything
+            raise ObjectiveError(f"objective raised {type(e).__name__}: {e}") from e
+        if not math.isfinite(value):
+            raise ObjectiveError(f"objective returned a non-finite value ({value})")
+        if self.noise_std > 0:
+            rng = rng if rng is not None else np.random.default_rng()
+            value += float(rng.normal(0.0, self.noise_std))
+        return value
+
+    def regret(self, best: float | None) -> float | None:
+        """Simple regret of a best-so-far value (>= 0), or None when the optimum is unknown."""
+        if self.optimum is None or best is None or not math.isfinite(best):
+            return None
+        return max(0.0, self.space.objective.sign * (self.optimum - best))

@@ -1,0 +1,79 @@
+"""The problem registry: a plain dict of factories filled by a decorator that rejects duplicates.
+
+A factory takes keyword settings (``dim`` for dimension-parametrized functions, ``noise_std`` ...) and
+returns a :class:`~problems.base.Problem`. ``get_problem("ackley")`` uses the defaults;
+``get_problem("ackley:dim=10")`` or ``get_problem("ackley10")`` picks a dimension.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from problems.base import Problem
+
+__all__ = ["PROBLEMS", "UnknownProblemError", "get_problem", "register_problem"]
+
+ProblemFactory = Callable[..., Problem]
+PROBLEMS: dict[str, ProblemFactory] = {}
+
+
+class UnknownProblemError(KeyError):
+    def __str__(self) -> str:  # KeyError quotes its message; we want a plain line
+        return str(self.args[0])
+
+
+def register_problem(name: str) -> Callable[[ProblemFactory], ProblemFactory]:
+    """Register a problem factory under ``name``; a second registration of a name is an error."""
+
+    def deco(factory: ProblemFactory) -> ProblemFactory:
+        if name in PROBLEMS:
+            raise ValueError(f"problem '{name}' is already registered")
+        PROBLEMS[name] = factory
+        return factory
+
+    return deco
+
+
+def _parse_value(text: str) -> Any:
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def get_problem(spec: str) -> Problem:
+    """Build a registered problem from ``NAME``, ``NAME<dim>`` or ``NAME:key=value,key=value``."""
+    _load_builtin()
+    name, _, opts = spec.partition(":")
+    kwargs: dict[str, Any] = {}
+    if opts:
+        for item in opts.split(","):
+            key, eq, value = item.partition("=")
+            if not eq:
+                raise UnknownProblemError(f"problem '{spec}': expected key=value, got '{item}'")
+            kwargs[key.strip()] = _parse_value(value.strip())
+    if name not in PROBLEMS:
+        m = re.fullmatch(r"([a-z_\-]*[a-z_\-])(\d+)", name)
+        if m and m.group(1) in PROBLEMS:
+            name, kwargs["dim"] = m.group(1), int(m.group(2))
+    if name not in PROBLEMS:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(PROBLEMS), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise UnknownProblemError(
+            f"unknown problem '{name}'{hint}; see `bocli problems` for the list"
+        )
+    try:
+        return PROBLEMS[name](**kwargs)
+    except TypeError as e:
+        raise UnknownProblemError(f"problem '{spec}': bad settings ({e})") from None
+
+
+def _load_builtin() -> None:
+    # importing the modules runs their @register_problem decorators
+    from problems import synthetic  # noqa: F401
