@@ -46,9 +46,15 @@ class Problem:
     timeout: float | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
 
-    def evaluate(
-        self, params: Mapping[str, Any], rng: np.random.Generator | None = None
-    ) -> float:
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.noise_std) and self.noise_std >= 0):
+            raise ValueError(f"problem '{self.name}': noise_std must be >= 0, got {self.noise_std}")
+        if self.timeout is not None and not self.timeout > 0:
+            raise ValueError(f"problem '{self.name}': timeout must be > 0, got {self.timeout}")
+        if not callable(self.fn):
+            raise TypeError(f"problem '{self.name}': fn must be callable, got {self.fn!r}")
+
+    def evaluate(self, params: Mapping[str, Any], rng: np.random.Generator | None = None) -> float:
         """Evaluate one point; raises ObjectiveError for a failure or a non-finite value."""
         clean = self.space.validate(params)
         try:

@@ -7,10 +7,12 @@ returns a :class:`~problems.base.Problem`. ``get_problem("ackley")`` uses the de
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable
 from typing import Any
 
+from bocli.errors import UserError
 from problems.base import Problem
 
 __all__ = ["PROBLEMS", "UnknownProblemError", "get_problem", "register_problem"]
@@ -19,7 +21,7 @@ ProblemFactory = Callable[..., Problem]
 PROBLEMS: dict[str, ProblemFactory] = {}
 
 
-class UnknownProblemError(KeyError):
+class UnknownProblemError(UserError, KeyError):
     def __str__(self) -> str:  # KeyError quotes its message; we want a plain line
         return str(self.args[0])
 
@@ -46,20 +48,30 @@ def _parse_value(text: str) -> Any:
 
 
 def get_problem(spec: str) -> Problem:
-    """Build a registered problem from ``NAME``, ``NAME<dim>`` or ``NAME:key=value,key=value``."""
+    """Build a registered problem from ``NAME``, ``NAME<dim>`` or ``NAME:key=value,key=value``.
+
+    ``NAME<dim>-SUFFIX`` also works for variants (``ackley10-noisy`` is ``ackley-noisy:dim=10``), so
+    the name of every built problem builds it again.
+    """
     _load_builtin()
-    name, _, opts = spec.partition(":")
+    name, _, opts = spec.strip().partition(":")
     kwargs: dict[str, Any] = {}
     if opts:
         for item in opts.split(","):
             key, eq, value = item.partition("=")
-            if not eq:
+            if not eq or not key.strip():
                 raise UnknownProblemError(f"problem '{spec}': expected key=value, got '{item}'")
             kwargs[key.strip()] = _parse_value(value.strip())
     if name not in PROBLEMS:
-        m = re.fullmatch(r"([a-z_\-]*[a-z_\-])(\d+)", name)
-        if m and m.group(1) in PROBLEMS:
-            name, kwargs["dim"] = m.group(1), int(m.group(2))
+        m = re.fullmatch(r"([a-z_\-]*[a-z_])(\d+)(-[a-z_\-]+)?", name)
+        if m and m.group(1) + (m.group(3) or "") in PROBLEMS:
+            dim = int(m.group(2))
+            if kwargs.get("dim", dim) != dim:
+                raise UnknownProblemError(
+                    f"problem '{spec}': the name says dim={dim} but the settings say "
+                    f"dim={kwargs['dim']}"
+                )
+            name, kwargs["dim"] = m.group(1) + (m.group(3) or ""), dim
     if name not in PROBLEMS:
         import difflib
 
@@ -68,12 +80,29 @@ def get_problem(spec: str) -> Problem:
         raise UnknownProblemError(
             f"unknown problem '{name}'{hint}; see `bocli problems` for the list"
         )
+    factory = PROBLEMS[name]
+    _check_settings(spec, factory, kwargs)
     try:
-        return PROBLEMS[name](**kwargs)
-    except TypeError as e:
+        return factory(**kwargs)
+    except (TypeError, ValueError) as e:
         raise UnknownProblemError(f"problem '{spec}': bad settings ({e})") from None
 
 
+def _check_settings(spec: str, factory: ProblemFactory, kwargs: dict[str, Any]) -> None:
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):  # not introspectable: let the call itself complain
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    for key in kwargs:
+        if key not in sig.parameters:
+            known = ", ".join(sig.parameters) or "none"
+            raise UnknownProblemError(
+                f"problem '{spec}': unknown setting '{key}'; settings: {known}"
+            )
+
+
 def _load_builtin() -> None:
-    # importing the modules runs their @register_problem decorators
-    from problems import synthetic  # noqa: F401
+    # importing the modules runs their @register_problem decorators (none imports torch or sklearn)
+    from problems import mixed, ml, synthetic  # noqa: F401
