@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from bocli.errors import UserError
+
 __all__ = [
     "CategoricalParam",
     "FloatParam",
@@ -40,7 +42,7 @@ __all__ = [
 PARAM_TYPES = ("float", "int", "categorical", "ordinal")
 
 
-class SpaceError(ValueError):
+class SpaceError(UserError, ValueError):
     """A search-space definition or a parameter value is invalid; the message names the field."""
 
 
@@ -135,7 +137,11 @@ class IntParam:
             raw = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
             # round in encoded space so the nearest integer is the nearest on the log axis
             lo, hi = math.floor(raw), math.ceil(raw)
-            v = lo if abs(self._fwd(max(lo, self.low)) - u) <= abs(self._fwd(min(hi, self.high)) - u) else hi
+            v = (
+                lo
+                if abs(self._fwd(max(lo, self.low)) - u) <= abs(self._fwd(min(hi, self.high)) - u)
+                else hi
+            )
         else:
             v = round(self.low + u * (self.high - self.low))
         return int(min(max(v, self.low), self.high))
@@ -145,8 +151,10 @@ class IntParam:
         if v != round(v):
             raise SpaceError(f"parameter '{self.name}': {value!r} is not an integer")
         if not (self.low <= v <= self.high):
-            raise SpaceError(f"parameter '{self.name}': {value!r} is outside [{self.low}, {self.high}]")
-        return int(round(v))
+            raise SpaceError(
+                f"parameter '{self.name}': {value!r} is outside [{self.low}, {self.high}]"
+            )
+        return round(v)
 
     def grid(self) -> list[float]:
         """Encoded values of every integer in range (ascending, endpoints exactly 0 and 1)."""
@@ -286,7 +294,7 @@ def _param_from_dict(i: int, spec: Any) -> Param:
     if name in _RESERVED:
         raise SpaceError(f"{where}: the name '{name}' is reserved for CSV columns")
     ptype = spec.get("type")
-    if ptype not in _PARAM_TYPES:
+    if ptype not in PARAM_TYPES:
         raise SpaceError(
             f"{where}: 'type' must be one of {', '.join(PARAM_TYPES)}, got {ptype!r}"
             f"{_suggest(str(ptype), PARAM_TYPES)}"
@@ -381,8 +389,10 @@ class Space:
                 spec = yaml.safe_load(text)
         except Exception as e:  # yaml.YAMLError / json.JSONDecodeError carry line numbers
             first = str(e).strip().splitlines()
-            raise SpaceError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: "
-                             f"{' '.join(x.strip() for x in first)}") from None
+            raise SpaceError(
+                f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: "
+                f"{' '.join(x.strip() for x in first)}"
+            ) from None
         try:
             return cls.from_dict(spec)
         except SpaceError as e:
@@ -447,9 +457,7 @@ class Space:
             raise SpaceError(f"missing parameter(s): {', '.join(missing)}")
         extra = [k for k in params if k not in self.names]
         if extra:
-            raise SpaceError(
-                f"unknown parameter '{extra[0]}'{_suggest(extra[0], self.names)}"
-            )
+            raise SpaceError(f"unknown parameter '{extra[0]}'{_suggest(extra[0], self.names)}")
         return {p.name: p.validate(params[p.name]) for p in self.parameters}
 
     def encode(self, points: Sequence[Mapping[str, Any]]) -> np.ndarray:
@@ -471,9 +479,7 @@ class Space:
         arr = np.asarray(X, dtype=np.float64)
         if arr.ndim != 2 or arr.shape[1] != self.dim:
             raise ValueError(f"expected an n x {self.dim} array, got shape {arr.shape}")
-        return [
-            {p.name: p.decode(row[c]) for c, p in enumerate(self.parameters)} for row in arr
-        ]
+        return [{p.name: p.decode(row[c]) for c, p in enumerate(self.parameters)} for row in arr]
 
     def round_trip(self, X: np.ndarray) -> np.ndarray:
         """Snap unit-cube points to the nearest valid encoded points (``n x d`` -> ``n x d``)."""

@@ -1,0 +1,3 @@
+from bocli.cli import main
+
+main()

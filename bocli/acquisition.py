@@ -1,0 +1,365 @@
+"""Acquisitions: a registry by name, each a ``propose(ctx) -> q x d`` strategy.
+
+Every acquisition sees only the fitted botorch model (its posterior), never a surrogate type. Each
+states what it *requires* of the model (see ``surrogates/base.py`` for the capability names); the
+engine checks ``requires <= surrogate.capabilities`` before a run starts, so an unusable pair fails at
+once with the list of surrogates that support the acquisition.
+
+Pending points (issued but not yet evaluated) are passed to every acquisition: as ``X_pending`` to the
+botorch acquisition functions, and as exclusions for Thompson sampling and random search (whose draws
+do not depend on unknown outcomes). This module imports torch only inside functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bocli.errors import UserError
+
+if TYPE_CHECKING:
+    from botorch.acquisition import AcquisitionFunction
+    from botorch.models.model import Model
+    from torch import Tensor
+
+    from bocli.space import Space
+
+__all__ = [
+    "ACQUISITIONS",
+    "AcqContext",
+    "AcquisitionSpec",
+    "IncompatiblePairError",
+    "acquisition_names",
+    "check_compatible",
+    "register_acquisition",
+]
+
+
+class IncompatiblePairError(UserError, ValueError):
+    """A surrogate cannot serve an acquisition; the message lists the pairs that work."""
+
+
+@dataclass
+class AcqContext:
+    """Everything an acquisition may use to propose ``q`` points.
+
+    Attributes:
+        model: The fitted botorch model (maximization, standardized outcomes).
+        train_X: ``n x d`` observed inputs in the unit cube.
+        train_Y: ``n x 1`` standardized observed outcomes (to maximize).
+        X_pending: ``p x d`` points issued but not yet evaluated, or None.
+        q: Number of points to propose.
+        space: The search space (discrete/categorical structure for the optimizer).
+        seed: Seed for every random choice of this proposal.
+        options: Acquisition settings (``--acquisition-option``), e.g. ``beta`` for UCB.
+        num_restarts: Optimizer restarts.
+        raw_samples: Raw samples for the optimizer's initial conditions.
+    """
+
+    model: Model
+    train_X: Tensor
+    train_Y: Tensor
+    X_pending: Tensor | None
+    q: int
+    space: Space
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+    num_restarts: int = 10
+    raw_samples: int = 512
+
+    @property
+    def d(self) -> int:
+        return self.train_X.shape[-1]
+
+    @property
+    def tkwargs(self) -> dict[str, Any]:
+        return {"dtype": self.train_X.dtype, "device": self.train_X.device}
+
+    @property
+    def bounds(self) -> Tensor:
+        """``2 x d`` bounds of the unit cube."""
+        import torch
+
+        return torch.stack([torch.zeros(self.d), torch.ones(self.d)]).to(**self.tkwargs)
+
+    def candidate_set(self, n: int = 1024) -> Tensor:
+        """``m x d`` discrete candidates: a scrambled Sobol set plus local perturbations of the best
+        observed points (as in TuRBO-style Thompson sampling), snapped to valid points."""
+        import numpy as np
+        import torch
+
+        rng = np.random.default_rng(self.seed)
+        sobol = self.space.sobol(n, seed=int(rng.integers(2**31)))
+        X = self.train_X.detach().cpu().numpy()
+        Y = self.train_Y.detach().cpu().numpy().ravel()
+        parts = [sobol]
+        if len(X):
+            top = X[np.argsort(-Y)[: min(5, len(X))]]
+            for scale in (0.02, 0.1):
+                local = top[rng.integers(len(top), size=n // 4)] + rng.normal(
+                    0, scale, size=(n // 4, self.d)
+                )
+                parts.append(self.space.round_trip(np.clip(local, 0.0, 1.0)))
+        cand = torch.as_tensor(np.concatenate(parts), **self.tkwargs)
+        return _drop_pending(cand, self.X_pending)
+
+
+@dataclass(frozen=True)
+class AcquisitionSpec:
+    """A registered acquisition: how it proposes points and what it needs from the model."""
+
+    name: str
+    description: str
+    requires: frozenset[str]
+    propose: Callable[[AcqContext], Tensor]
+    uses_model: bool = True
+
+
+ACQUISITIONS: dict[str, AcquisitionSpec] = {}
+
+
+def register_acquisition(
+    name: str,
+    description: str,
+    requires: frozenset[str] | set[str] = frozenset(),
+    uses_model: bool = True,
+) -> Callable[[Callable[[AcqContext], Tensor]], Callable[[AcqContext], Tensor]]:
+    """Decorator: register ``propose(ctx) -> q x d`` under ``name``; duplicates are an error."""
+
+    def deco(fn: Callable[[AcqContext], Tensor]) -> Callable[[AcqContext], Tensor]:
+        if name in ACQUISITIONS:
+            raise ValueError(f"acquisition '{name}' is already registered")
+        ACQUISITIONS[name] = AcquisitionSpec(name, description, frozenset(requires), fn, uses_model)
+        return fn
+
+    return deco
+
+
+def acquisition_names() -> list[str]:
+    return list(ACQUISITIONS)
+
+
+def check_compatible(surrogate: str, acquisition: str) -> None:
+    """Raise IncompatiblePairError (naming the surrogates that work) if the pair cannot run."""
+    from surrogates import get_surrogate_class, surrogate_names
+
+    if acquisition not in ACQUISITIONS:
+        raise IncompatiblePairError(
+            f"unknown acquisition '{acquisition}'; choose from: {', '.join(ACQUISITIONS)}"
+        )
+    spec = ACQUISITIONS[acquisition]
+    caps = get_surrogate_class(surrogate).capabilities
+    if spec.requires <= caps:
+        return
+    ok = [s for s in surrogate_names() if spec.requires <= get_surrogate_class(s).capabilities]
+    ok_acq = [a for a, sp in ACQUISITIONS.items() if sp.requires <= caps]
+    missing = ", ".join(sorted(spec.requires - caps))
+    raise IncompatiblePairError(
+        f"acquisition '{acquisition}' needs a model with {missing}, which surrogate '{surrogate}' "
+        f"does not provide; '{acquisition}' works with: {', '.join(ok)}; "
+        f"'{surrogate}' works with: {', '.join(ok_acq)}"
+    )
+
+
+# ----- optimization -------------------------------------------------------------------------------
+def _drop_pending(cand: Tensor, X_pending: Tensor | None, tol: float = 1e-9) -> Tensor:
+    if X_pending is None or len(X_pending) == 0 or len(cand) == 0:
+        return cand
+    import torch
+
+    dist = torch.cdist(cand, X_pending.to(cand))
+    keep = dist.min(dim=-1).values > tol
+    return cand[keep] if keep.any() else cand
+
+
+def optimize(acqf: AcquisitionFunction, ctx: AcqContext, sequential: bool = False) -> Tensor:
+    """Maximize ``acqf`` over the space: continuous L-BFGS-B, or botorch's mixed alternating optimizer
+    when there are integer/ordinal/categorical dimensions.
+
+    Returns:
+        ``q x d`` candidates snapped to valid points of the space.
+    """
+    import torch
+    from botorch.acquisition import OneShotAcquisitionFunction
+    from botorch.optim import optimize_acqf
+    from botorch.optim.optimize_mixed import optimize_acqf_mixed_alternating
+
+    space = ctx.space
+    fixed = space.fixed_dims() or None
+    mixed = not space.is_continuous and not isinstance(acqf, OneShotAcquisitionFunction)
+    with torch.random.fork_rng():
+        torch.manual_seed(ctx.seed)
+        if mixed:
+            cand, _ = optimize_acqf_mixed_alternating(
+                acqf,
+                bounds=ctx.bounds,
+                discrete_dims=space.discrete_dims(),
+                cat_dims=space.cat_dims(),
+                q=ctx.q,
+                num_restarts=ctx.num_restarts,
+                raw_samples=ctx.raw_samples,
+                fixed_features=fixed,
+            )
+        else:
+            # one-shot KG in a mixed space optimizes the continuous relaxation, then snaps
+            cand, _ = optimize_acqf(
+                acqf,
+                bounds=ctx.bounds,
+                q=ctx.q,
+                num_restarts=ctx.num_restarts,
+                raw_samples=ctx.raw_samples,
+                options={"batch_limit": 8, "maxiter": 200},
+                sequential=sequential and ctx.q > 1,
+                fixed_features=fixed,
+            )
+    return _snap(cand.detach(), ctx)
+
+
+def _snap(cand: Tensor, ctx: AcqContext) -> Tensor:
+    import torch
+
+    if ctx.space.is_continuous:
+        return cand.clamp(0.0, 1.0)
+    snapped = ctx.space.round_trip(cand.cpu().numpy())
+    return torch.as_tensor(snapped, **ctx.tkwargs)
+
+
+def _best_f(ctx: AcqContext) -> float:
+    return float(ctx.train_Y.max())
+
+
+# ----- the registry -------------------------------------------------------------------------------
+@register_acquisition("ei", "log noisy expected improvement (qLogNEI), batch and pending aware")
+def _ei(ctx: AcqContext) -> Tensor:
+    from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+
+    acqf = qLogNoisyExpectedImprovement(
+        ctx.model, X_baseline=ctx.train_X, X_pending=ctx.X_pending, prune_baseline=True
+    )
+    return optimize(acqf, ctx)
+
+
+@register_acquisition(
+    "ucb", "upper confidence bound (qUCB), beta set by --acquisition-option beta="
+)
+def _ucb(ctx: AcqContext) -> Tensor:
+    from botorch.acquisition.monte_carlo import qUpperConfidenceBound
+
+    beta = float(ctx.options.get("beta", 2.0))
+    acqf = qUpperConfidenceBound(ctx.model, beta=beta, X_pending=ctx.X_pending)
+    return optimize(acqf, ctx)
+
+
+@register_acquisition("kg", "one-shot knowledge gradient (qKG)", requires={"fantasize"})
+def _kg(ctx: AcqContext) -> Tensor:
+    import torch
+    from botorch.acquisition import PosteriorMean, qKnowledgeGradient
+
+    num_fantasies = int(ctx.options.get("num_fantasies", 32))
+    with torch.no_grad():
+        current = PosteriorMean(ctx.model)(ctx.train_X.unsqueeze(-2)).max()
+    acqf = qKnowledgeGradient(
+        ctx.model, num_fantasies=num_fantasies, X_pending=ctx.X_pending, current_value=current
+    )
+    small = AcqContext(
+        **{
+            **ctx.__dict__,
+            "num_restarts": min(ctx.num_restarts, 6),
+            "raw_samples": min(ctx.raw_samples, 256),
+        }
+    )
+    return optimize(acqf, small)
+
+
+@register_acquisition(
+    "mes", "max-value entropy search (qMES, Gumbel max-value samples)", requires={"gaussian"}
+)
+def _mes(ctx: AcqContext) -> Tensor:
+    from botorch.acquisition.max_value_entropy_search import qMaxValueEntropy
+
+    acqf = qMaxValueEntropy(
+        ctx.model,
+        candidate_set=ctx.candidate_set(1000),
+        X_pending=ctx.X_pending,
+        num_mv_samples=int(ctx.options.get("num_mv_samples", 10)),
+    )
+    return optimize(acqf, ctx, sequential=True)
+
+
+@register_acquisition(
+    "gibbon", "GIBBON, the lower bound of max-value entropy search", requires={"gaussian"}
+)
+def _gibbon(ctx: AcqContext) -> Tensor:
+    from botorch.acquisition.max_value_entropy_search import qLowerBoundMaxValueEntropy
+
+    acqf = qLowerBoundMaxValueEntropy(
+        ctx.model, candidate_set=ctx.candidate_set(1000), X_pending=ctx.X_pending
+    )
+    return optimize(acqf, ctx, sequential=True)
+
+
+def optimal_samples(ctx: AcqContext, num: int) -> tuple[Tensor, Tensor]:
+    """Samples of the maximizer and the maximum of the objective (for joint entropy search).
+
+    Uses botorch's pathwise (Matheron) posterior samples optimized continuously when the model
+    supports them; otherwise ``num`` joint posterior draws on a discrete candidate set.
+
+    Returns:
+        ``num x d`` optimal inputs and ``num x 1`` optimal outputs.
+    """
+    import torch
+
+    try:
+        from botorch.acquisition.utils import get_optimal_samples
+
+        with torch.random.fork_rng():
+            torch.manual_seed(ctx.seed)
+            return get_optimal_samples(ctx.model, bounds=ctx.bounds, num_optima=num)
+    except (NotImplementedError, TypeError, AttributeError, RuntimeError):
+        pass  # the model has no pathwise sampler (NNGP kernel, deep kernel, ensembles)
+    cand = ctx.candidate_set(1024)
+    with torch.no_grad(), torch.random.fork_rng():
+        torch.manual_seed(ctx.seed)
+        samples = ctx.model.posterior(cand).rsample(torch.Size([num])).squeeze(-1)  # num x m
+    idx = samples.argmax(dim=-1)
+    return cand[idx], samples.gather(-1, idx.unsqueeze(-1))
+
+
+@register_acquisition("jes", "joint entropy search (qJES, lower bound)", requires={"condition"})
+def _jes(ctx: AcqContext) -> Tensor:
+    from botorch.acquisition.joint_entropy_search import qJointEntropySearch
+
+    opt_X, opt_Y = optimal_samples(ctx, int(ctx.options.get("num_optima", 16)))
+    acqf = qJointEntropySearch(
+        ctx.model,
+        optimal_inputs=opt_X,
+        optimal_outputs=opt_Y,
+        estimation_type="LB",
+        X_pending=ctx.X_pending,
+    )
+    return optimize(acqf, ctx, sequential=True)
+
+
+@register_acquisition("ts", "Thompson sampling on a Sobol + local candidate set")
+def _ts(ctx: AcqContext) -> Tensor:
+    """Each of the q points maximizes one joint posterior draw over the candidates. Pending outcomes
+    marginalize out of a Thompson draw, so pending points are only excluded from the candidates."""
+    import torch
+    from botorch.generation.sampling import MaxPosteriorSampling
+
+    cand = ctx.candidate_set(int(ctx.options.get("num_candidates", 2048)))
+    with torch.no_grad(), torch.random.fork_rng():
+        torch.manual_seed(ctx.seed)
+        picks = MaxPosteriorSampling(ctx.model, replacement=False)(cand, num_samples=ctx.q)
+    return _snap(picks.reshape(ctx.q, ctx.d), ctx)
+
+
+@register_acquisition("random", "uniform random search (a baseline)", uses_model=False)
+def _random(ctx: AcqContext) -> Tensor:
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(ctx.seed)
+    X = ctx.space.round_trip(rng.random((ctx.q, ctx.d)))
+    return torch.as_tensor(X, **ctx.tkwargs)

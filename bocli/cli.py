@@ -1,0 +1,106 @@
+"""The ``bocli`` command group.
+
+Commands live in ``bocli/commands/`` and are imported only when invoked, so ``bocli --help`` loads
+neither torch nor botorch. Every command is thin: parse, call one library function, print. A user's
+mistake (any ``bocli.errors.UserError``) prints one line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from typing import Any
+
+import click
+
+# command name -> "module:attribute"; a command whose module is absent is simply not listed
+COMMANDS: dict[str, str] = {
+    "run": "bocli.commands.run:run",
+    "init": "bocli.commands.study:init",
+    "ask": "bocli.commands.study:ask",
+    "tell": "bocli.commands.study:tell",
+    "status": "bocli.commands.study:status",
+    "best": "bocli.commands.study:best",
+    "export": "bocli.commands.study:export",
+    "compare": "bocli.commands.compare:compare",
+    "report": "bocli.commands.compare:report",
+    "problems": "bocli.commands.registries:problems",
+    "surrogates": "bocli.commands.registries:surrogates",
+    "acquisitions": "bocli.commands.registries:acquisitions",
+    "pfn": "bocli.commands.pfn:pfn",
+}
+
+SHORT_HELP: dict[str, str] = {
+    "run": "Optimize a registered problem or your own objective, with live progress.",
+    "init": "Create a study file from a space file or a registered problem.",
+    "ask": "Suggest the next points to evaluate (CSV, JSON or a table).",
+    "tell": "Record results from a filled-in CSV (or one --value).",
+    "status": "Show a study's trials and best value.",
+    "best": "Print the best trial of a study.",
+    "export": "Write every trial of a study to CSV.",
+    "compare": "Run a grid of problems x surrogates x acquisitions x seeds.",
+    "report": "Turn comparison results into an HTML (or Markdown) report.",
+    "problems": "List the registered problems.",
+    "surrogates": "List the surrogate models.",
+    "acquisitions": "List acquisitions and which surrogates support each.",
+    "pfn": "Train and inspect the PFN surrogate's transformer.",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [n for n, t in COMMANDS.items() if _module_exists(t.split(":")[0])]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None or not _module_exists(target.split(":")[0]):
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(n, SHORT_HELP.get(n, "")) for n in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from bocli.errors import UserError
+
+        try:
+            return super().invoke(ctx)
+        except UserError as e:
+            click.echo(f"Error: {e}", err=True)
+            ctx.exit(2)
+
+
+def _module_exists(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bocli")
+def cli() -> None:
+    """bocli: Bayesian optimization from the terminal.
+
+    \b
+    Examples:
+      bocli run branin --surrogate gp --acquisition ei --budget 30
+      bocli init study.db --space space.yaml && bocli ask study.db -n 4 -o batch.csv
+      bocli compare --preset quick --out cmp && bocli report cmp -o report.html
+    """
+
+
+def main() -> None:
+    """Console entry point."""
+    cli(prog_name="bocli")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Where objective evaluations (and comparison cells) run: one concurrent.futures-style executor.
+
+- ``InlineExecutor``: in this process, one at a time (the default for ``--workers 1``).
+- ``--workers K``: a pool of K local processes (spawned, so nothing of torch's state is forked).
+- ``--scheduler tcp://host:port``: an existing Dask cluster; ``--scheduler local:K``: a Dask
+  LocalCluster of K single-threaded workers. Both through ``distributed.Client.get_executor()``.
+
+Callers only use ``submit``, ``concurrent.futures.wait`` and ``shutdown``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["InlineExecutor", "make_executor"]
+
+
+class InlineExecutor(cf.Executor):
+    """Runs each task at ``submit`` time in the calling thread; returns a finished Future."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
+        fut: cf.Future = cf.Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as e:
+            if isinstance(e, KeyboardInterrupt | SystemExit):
+                raise
+            fut.set_exception(e)
+        return fut
+
+
+class _DaskExecutor(cf.Executor):
+    """A Dask client's executor that also closes the client (and a LocalCluster it started)."""
+
+    def __init__(self, client: Any, cluster: Any = None) -> None:
+        self.client, self.cluster = client, cluster
+        self._ex = client.get_executor(pure=False)
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
+        return self._ex.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._ex.shutdown(wait=wait)
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def make_executor(workers: int = 1, scheduler: str | None = None) -> cf.Executor:
+    """Build the executor for ``--workers`` / ``--scheduler``.
+
+    Args:
+        workers: Local worker processes (1 = inline, in this process).
+        scheduler: ``tcp://HOST:PORT`` of a running Dask scheduler, or ``local:K`` for a new
+            LocalCluster with K workers; None for local processes.
+    """
+    if scheduler:
+        from distributed import Client, LocalCluster
+
+        if scheduler.startswith("local"):
+            _, _, k = scheduler.partition(":")
+            n = int(k) if k else max(workers, 1)
+            cluster = LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+            )
+            return _DaskExecutor(Client(cluster), cluster)
+        return _DaskExecutor(Client(scheduler, timeout="10s"))
+    if workers <= 1:
+        return InlineExecutor()
+    return cf.ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+    )

@@ -1,0 +1,141 @@
+"""The surrogate contract, written once.
+
+A surrogate is a small dataclass: its fields are its settings (set from ``--surrogate-option key=value``
+and recorded in run/study configs), and it has one job::
+
+    model = surrogate.fit(train_X, train_Y)   # train_X: n x d in [0, 1]^d, train_Y: n x 1 standardized
+
+``fit`` returns a botorch ``Model`` whose ``posterior(X)`` is differentiable in ``X`` (shape
+``batch x q x d`` -> a posterior over ``batch x q x 1``). The model lives on ``train_X``'s device and
+dtype. The engine maximizes, so ``train_Y`` is already sign-flipped for minimization and standardized
+(zero mean, unit variance); the surrogate never sees raw objective values.
+
+``capabilities`` states what the returned model supports beyond ``posterior`` (mean, variance,
+``rsample``). Acquisitions state what they require (see ``bocli/acquisition.py``); a pair is usable
+iff the requirements are a subset of the capabilities. Acquisitions never look at surrogate types.
+
+- ``fantasize``: ``model.fantasize(X, sampler)`` gives a batched fantasy model (knowledge gradient).
+- ``gaussian``: ``posterior(X)`` is a multivariate normal with a full covariance over ``q`` points
+  (max-value entropy with q > 1 / pending points, GIBBON q > 1).
+- ``condition``: ``condition_on_observations`` works (joint entropy search).
+
+Constructors store settings; ``fit`` learns (scikit-learn's rule): never mutate settings in ``fit``.
+``fit`` may set ``self.diagnostics`` (a JSON-able dict, e.g. divergences) describing the last fit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from bocli.errors import UserError
+
+if TYPE_CHECKING:
+    from botorch.models.model import Model
+    from torch import Tensor
+
+__all__ = ["Surrogate", "SurrogateOptionError"]
+
+
+class SurrogateOptionError(UserError, ValueError):
+    """A surrogate setting is unknown or has the wrong type; the message names the option."""
+
+
+class Surrogate(ABC):
+    """Base class of all surrogates (subclasses are dataclasses; see the module docstring)."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    diagnostics: dict[str, Any]
+
+    @abstractmethod
+    def fit(self, train_X: Tensor, train_Y: Tensor, cat_dims: Sequence[int] = ()) -> Model:
+        """Fit to data and return a botorch Model.
+
+        Args:
+            train_X: ``n x d`` inputs in the unit cube (float64 by default, on the run's device).
+            train_Y: ``n x 1`` standardized outcomes, to be maximized.
+            cat_dims: Columns holding unordered categories (encoded as ``index / (K - 1)``). A
+                surrogate without a categorical treatment may treat them as ordinal.
+
+        Returns:
+            A botorch Model on ``train_X``'s device and dtype.
+        """
+
+    # ----- settings -----------------------------------------------------------------------
+    def settings(self) -> dict[str, Any]:
+        """The settings as a JSON-able dict (what ``--surrogate-option`` can set)."""
+        if not dataclasses.is_dataclass(self):
+            return {}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        if not dataclasses.is_dataclass(cls):
+            return []
+        return [f.name for f in dataclasses.fields(cls) if f.init]
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any] | None = None) -> Surrogate:
+        """Build from user options; string values are converted to the field's type."""
+        options = dict(options or {})
+        fields = (
+            {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
+        )
+        kwargs: dict[str, Any] = {}
+        for key, value in options.items():
+            f = fields.get(key)
+            if f is None or not f.init:
+                import difflib
+
+                allowed = cls.option_names()
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise SurrogateOptionError(
+                    f"--surrogate-option: '{key}' is not a setting of surrogate '{cls.name}'{hint}; "
+                    f"settings: {', '.join(allowed) or '(none)'}"
+                )
+            kwargs[key] = _convert(cls.name, key, value, getattr(cls, key, None), f.type)
+        try:
+            return cls(**kwargs)
+        except (TypeError, ValueError) as e:
+            raise SurrogateOptionError(f"--surrogate-option for '{cls.name}': {e}") from None
+
+
+def _convert(surrogate: str, key: str, value: Any, default: Any, annotation: Any) -> Any:
+    """Convert a command-line string to the type of the field's default (or annotation)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    ann = str(annotation)
+    target = type(default) if default is not None else None
+    try:
+        if target is bool or (target is None and ann.startswith("bool")):
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if text.lower() in ("none", "null") and ("None" in ann or default is None):
+            return None
+        if target is int or (target is None and ann.startswith("int")):
+            return int(text)
+        if target is float or (target is None and "float" in ann):
+            return float(text)
+        if target in (list, tuple) or ann.startswith(("list", "tuple")):
+            parsed = (
+                json.loads(text)
+                if text.startswith("[")
+                else [float(t) if "." in t or "e" in t.lower() else int(t) for t in text.split(",")]
+            )
+            return tuple(parsed) if target is tuple else list(parsed)
+        return text
+    except ValueError:
+        raise SurrogateOptionError(
+            f"--surrogate-option: '{key}' of surrogate '{surrogate}' expects "
+            f"{target.__name__ if target else ann}, got {value!r}"
+        ) from None

@@ -1,0 +1,88 @@
+"""Exact GP: botorch's SingleTaskGP (MixedSingleTaskGP with categorical dimensions), fitted robustly."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from botorch.exceptions.errors import ModelFittingError
+from botorch.fit import fit_gpytorch_mll
+from botorch.models import MixedSingleTaskGP, SingleTaskGP
+from botorch.models.model import Model
+from botorch.models.transforms.outcome import Standardize
+from gpytorch.mlls import ExactMarginalLogLikelihood
+from linear_operator.utils.errors import NanError, NotPSDError
+from torch import Tensor
+
+from surrogates.base import Surrogate
+from surrogates.registry import register_surrogate
+
+log = logging.getLogger(__name__)
+
+
+def fit_mll_robustly(model: Model, max_attempts: int = 3) -> dict[str, Any]:
+    """Fit a GP's hyperparameters by the exact marginal likelihood without ever aborting a run.
+
+    botorch's fitter already restarts from the priors after a failed attempt; on top of that, a
+    Cholesky failure retries with more jitter (``max_cholesky_jitter``), and as a last resort the
+    model keeps its prior-mode hyperparameters (still a valid GP, just not tuned).
+
+    Returns:
+        Diagnostics: ``{"fit_status": "ok" | "jitter" | "prior", "fit_error": str | None}``.
+    """
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    import gpytorch
+
+    last: Exception | None = None
+    for attempt, jitter in enumerate((None, 1e-6, 1e-4)[:max_attempts]):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if jitter is None:
+                    fit_gpytorch_mll(mll)
+                else:
+                    with gpytorch.settings.cholesky_jitter(double=jitter, float=jitter * 100):
+                        fit_gpytorch_mll(mll)
+            return {"fit_status": "ok" if attempt == 0 else "jitter", "fit_error": None}
+        except (ModelFittingError, NotPSDError, NanError, RuntimeError, ValueError) as e:
+            last = e
+            log.warning("GP fit attempt %d failed: %s", attempt + 1, e)
+    model.eval()
+    return {"fit_status": "prior", "fit_error": f"{type(last).__name__}: {last}"}
+
+
+@register_surrogate("gp")
+@dataclass
+class GP(Surrogate):
+    """Exact GP with an ARD RBF kernel and dimension-scaled lengthscale prior (botorch defaults).
+
+    Categorical dimensions get botorch's categorical kernel (MixedSingleTaskGP).
+    """
+
+    description = "exact GP (botorch SingleTaskGP, ARD RBF, MLL fit with retries)"
+    capabilities = frozenset({"fantasize", "gaussian", "condition"})
+
+    min_noise: float = 1e-4
+    diagnostics: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+
+    def fit(self, train_X: Tensor, train_Y: Tensor, cat_dims: Sequence[int] = ()) -> Model:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # InputDataWarning for already-standardized Y
+            if cat_dims:
+                model = MixedSingleTaskGP(
+                    train_X, train_Y, cat_dims=list(cat_dims), outcome_transform=Standardize(m=1)
+                )
+            else:
+                model = SingleTaskGP(train_X, train_Y, outcome_transform=Standardize(m=1))
+        if self.min_noise != 1e-4:
+            from gpytorch.constraints import GreaterThan
+
+            model.likelihood.noise_covar.register_constraint(
+                "raw_noise", GreaterThan(self.min_noise)
+            )
+        self.diagnostics = fit_mll_robustly(model)
+        model.eval()
+        return model
