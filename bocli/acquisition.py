@@ -232,12 +232,35 @@ def _best_f(ctx: AcqContext) -> float:
 # ----- the registry -------------------------------------------------------------------------------
 @register_acquisition("ei", "log noisy expected improvement (qLogNEI), batch and pending aware")
 def _ei(ctx: AcqContext) -> Tensor:
+    """qLogNEI from posterior samples; at q = 1 without pending points, a model whose posterior has
+    a closed-form EI (``model.closed_form_ei`` and ``posterior.log_expected_improvement(best_f)``,
+    e.g. the PFN's bar distribution) is scored exactly instead."""
+    if ctx.q == 1 and ctx.X_pending is None and getattr(ctx.model, "closed_form_ei", False):
+        return optimize(closed_form_log_ei(ctx.model, best_f=_best_f(ctx)), ctx)
     from botorch.acquisition.logei import qLogNoisyExpectedImprovement
 
     acqf = qLogNoisyExpectedImprovement(
         ctx.model, X_baseline=ctx.train_X, X_pending=ctx.X_pending, prune_baseline=True
     )
     return optimize(acqf, ctx)
+
+
+def closed_form_log_ei(model: Model, best_f: float) -> AcquisitionFunction:
+    """Analytic log EI read off a posterior that provides ``log_expected_improvement(best_f)``."""
+    from botorch.acquisition.analytic import AnalyticAcquisitionFunction
+    from botorch.utils.transforms import t_batch_mode_transform
+
+    class _ClosedFormLogEI(AnalyticAcquisitionFunction):
+        def __init__(self, model: Model, best_f: float) -> None:
+            super().__init__(model=model)
+            self.best_f = best_f
+
+        @t_batch_mode_transform(expected_q=1)
+        def forward(self, X: Tensor) -> Tensor:
+            """``b x 1 x d`` -> ``b`` log expected improvement over ``best_f``."""
+            return self.model.posterior(X).log_expected_improvement(self.best_f).reshape(-1)
+
+    return _ClosedFormLogEI(model, best_f)
 
 
 @register_acquisition(
