@@ -115,7 +115,7 @@ def sklearn_hgb(noise_std: float = 0.0) -> Problem:
     space = Space(
         (
             FloatParam("learning_rate", 1e-3, 1.0, log=True),
-            IntParam("max_iter", 10, 200, log=True),
+            IntParam("max_iter", 10, 100, log=True),
             IntParam("max_leaf_nodes", 2, 32, log=True),
             IntParam("min_samples_leaf", 1, 64, log=True),
             FloatParam("l2_regularization", 1e-6, 10.0, log=True),

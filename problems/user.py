@@ -160,6 +160,11 @@ def python_problem(target: str, space: Space, timeout: float | None = None) -> P
 
 
 # ----- external commands -------------------------------------------------------------------------
+def _short(argv: Sequence[str]) -> str:
+    """``python /long/path/train.py --x 1`` -> ``python train.py``: enough to recognize it."""
+    return " ".join(Path(a).name or a for a in argv[:2])
+
+
 def _format_arg(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
@@ -234,7 +239,7 @@ class CommandObjective:
 
     @property
     def label(self) -> str:
-        return f"command '{Path(self.argv[0]).name}'"
+        return f"command '{_short(self.argv)}'"
 
     def __call__(self, params: Mapping[str, Any]) -> float:
         argv = list(self.argv)
@@ -311,7 +316,7 @@ def command_problem(
     objective = CommandObjective(argv, space.objective.name, timeout, mode, cwd)
     _check_executable(argv[0], cwd)
     return Problem(
-        name=Path(argv[0]).name if len(argv) == 1 else " ".join(Path(a).name for a in argv[:2]),
+        name=_short(argv),
         space=space,
         fn=objective,
         timeout=timeout,
