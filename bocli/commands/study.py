@@ -1,0 +1,369 @@
+"""``bocli init / ask / tell / status / best / export``: the CSV ask-tell workflow on a study file.
+
+Thin commands over ``bocli.study``. Nothing heavy is imported at module level; ``tell``, ``status``,
+``best`` and ``export`` never import torch.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bocli.commands.options import device_option, format_option, model_options, parse_key_values
+from bocli.errors import UserError
+
+STUDY = click.argument("study", type=click.Path(dir_okay=False))
+
+
+@click.command(context_settings={"show_default": True})
+@STUDY
+@click.option(
+    "--space",
+    "space_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Space file (YAML or JSON) with parameters and objective.",
+)
+@click.option("--problem", default=None, metavar="NAME", help="A registered problem's space.")
+@click.option(
+    "--minimize", "direction", flag_value="minimize", default=None, help="Smaller is better."
+)
+@click.option("--maximize", "direction", flag_value="maximize", help="Bigger is better.")
+@model_options
+@click.option("--seed", type=int, default=0, help="Seed of the design and of every proposal.")
+@click.option(
+    "--init",
+    "n_init",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Sobol initial-design size [default: max(4, 2d), at most 20].",
+)
+def init(
+    study: str,
+    space_file: str | None,
+    problem: str | None,
+    direction: str | None,
+    surrogate: str | None,
+    acquisition: str | None,
+    surrogate_option: tuple[str, ...],
+    acquisition_option: tuple[str, ...],
+    seed: int,
+    n_init: int | None,
+) -> None:
+    """Create the study file STUDY from a space file or a registered problem.
+
+    The surrogate and acquisition become the defaults of `bocli ask` (each ask may override them).
+
+    \b
+    Examples:
+      bocli init study.db --space space.yaml
+      bocli init study.db --problem branin --surrogate gp --acquisition ei --seed 1
+    """
+    from bocli.space import Space
+    from bocli.study import init_study
+
+    if (space_file is None) == (problem is None):
+        raise UserError("init: give exactly one of --space FILE or --problem NAME")
+    settings = init_study(
+        study,
+        space=Space.from_file(space_file) if space_file else None,
+        problem=problem,
+        direction=direction,
+        surrogate=surrogate or "gp",
+        acquisition=acquisition or "ei",
+        surrogate_options=parse_key_values("--surrogate-option", surrogate_option),
+        acquisition_options=parse_key_values("--acquisition-option", acquisition_option),
+        seed=seed,
+        n_init=n_init,
+    )
+    obj = settings.space.objective
+    click.echo(
+        f"created {study}: {settings.space.dim} parameters ({', '.join(settings.space.names)}), "
+        f"{obj.direction} '{obj.name}', {settings.surrogate}+{settings.acquisition}, "
+        f"first {settings.n_init} trials from a Sobol design"
+    )
+
+
+@click.command(context_settings={"show_default": True})
+@STUDY
+@click.option("-n", "q", type=click.IntRange(min=1), default=1, help="Number of trials to ask for.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the trials to this file (default: print them).",
+)
+@format_option("csv", "json", "table")
+@model_options
+@device_option
+@click.option("--force", is_flag=True, help="Replace -o FILE even if it holds untold results.")
+def ask(
+    study: str,
+    q: int,
+    output: str | None,
+    fmt: str,
+    surrogate: str | None,
+    acquisition: str | None,
+    surrogate_option: tuple[str, ...],
+    acquisition_option: tuple[str, ...],
+    device: str,
+    force: bool,
+) -> None:
+    """Suggest Q new trials (stored as pending) and write them as CSV, JSON or a table.
+
+    The CSV has the columns trial_id, one per parameter, and the objective (empty): fill in the
+    objective and give the file to `bocli tell`. Pending trials are never suggested again, also by
+    asks running at the same time. -o refuses to replace a file holding results not yet told.
+
+    \b
+    Examples:
+      bocli ask study.db -n 4 -o batch.csv
+      bocli ask study.db --format json
+      bocli ask study.db -n 2 --surrogate ibnn --acquisition ucb --acquisition-option beta=3
+    """
+    from bocli.study import ask as ask_study
+    from bocli.study import check_overwrite
+
+    out = Path(output) if output else None
+    if out is not None:
+        if not out.parent.exists():
+            raise UserError(f"-o {out}: directory {out.parent} does not exist")
+        if not force:
+            check_overwrite(study, out)
+    result = ask_study(
+        study,
+        q,
+        surrogate=surrogate,
+        acquisition=acquisition,
+        surrogate_options=parse_key_values("--surrogate-option", surrogate_option)
+        if surrogate_option
+        else None,
+        acquisition_options=parse_key_values("--acquisition-option", acquisition_option)
+        if acquisition_option
+        else None,
+        device=device,
+    )
+    try:
+        text = _render_trials(study, result.trials, fmt)
+        if out is None:
+            click.echo(text, nl=False)
+            return
+        from bocli.csvio import write_csv
+
+        write_csv(out, text)
+    except BaseException:
+        # the user never saw these trials: free their slots rather than leave them pending forever
+        from bocli.study import abandon
+
+        abandon(study, [t.trial_id for t in result.trials])
+        raise
+    ids = [t.trial_id for t in result.trials]
+    how = (
+        "sobol design"
+        if result.info.get("phase") != "model"
+        else f"{result.info['surrogate']}+{result.info['acquisition']}"
+    )
+    span = str(ids[0]) if len(ids) == 1 else f"{ids[0]}-{ids[-1]}"
+    click.echo(f"asked trial{'s' if len(ids) > 1 else ''} {span} ({how}) -> {out}", err=True)
+
+
+def _render_trials(study: str, trials: list[Any], fmt: str) -> str:
+    from bocli.csvio import format_cell, to_csv_text
+    from bocli.storage import StudyStorage
+    from bocli.study import ask_columns
+
+    with StudyStorage.open(study) as st:
+        space = st.settings.space
+    obj = space.objective.name
+    if fmt == "json":
+        items = [{"trial_id": t.trial_id, "params": t.params} for t in trials]
+        return json.dumps(items, indent=2) + "\n"
+    rows = [{"trial_id": t.trial_id, **t.params, obj: None} for t in trials]
+    if fmt == "csv":
+        return to_csv_text(ask_columns(space), rows)
+    return _table_text(
+        ask_columns(space)[:-1], [[format_cell(r[c]) for c in ask_columns(space)[:-1]] for r in rows]
+    )
+
+
+def _table_text(columns: list[str], rows: list[list[str]], title: str | None = None) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns, title=title)
+    for r in rows:
+        table.add_row(*r)
+    console = Console(file=None, record=True, width=max(80, sum(len(c) + 6 for c in columns)))
+    with console.capture() as cap:
+        console.print(table)
+    return cap.get()
+
+
+@click.command(context_settings={"show_default": True})
+@STUDY
+@click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--trial", "trial_id", type=click.IntRange(min=0), default=None, help="Trial id.")
+@click.option("--value", type=float, default=None, help="The trial's objective value.")
+@click.option(
+    "--status",
+    type=click.Choice(["complete", "failed", "abandoned"]),
+    default=None,
+    help="Mark the trial failed (evaluated, no usable result) or abandoned (never evaluated).",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Allow replacing the result of a complete or failed trial."
+)
+@format_option("text", "json")
+def tell(
+    study: str,
+    file: str | None,
+    trial_id: int | None,
+    value: float | None,
+    status: str | None,
+    overwrite: bool,
+    fmt: str,
+) -> None:
+    """Record results from FILE (a CSV from `bocli ask` with the objective filled in), or one
+    trial's result with --trial.
+
+    Every row is checked first; one bad row and nothing is recorded (exit code 2, every problem
+    listed with its row and column). Telling the same file again changes nothing. Rows without a
+    trial_id are results obtained outside bocli (they are added to the study). An optional status
+    column marks rows failed or abandoned; a row with an empty objective and no status stays pending.
+    FILE '-' reads standard input.
+
+    \b
+    Examples:
+      bocli tell study.db batch.csv
+      bocli tell study.db --trial 3 --value 1.23
+      bocli tell study.db --trial 4 --status failed
+      bocli tell study.db history.csv      # rows without trial_id: earlier results
+    """
+    from bocli.study import tell_file, tell_value
+
+    if file is not None and trial_id is not None:
+        raise UserError("tell: give FILE or --trial, not both")
+    if file is None:
+        if trial_id is None:
+            if value is not None or status is not None:
+                raise UserError("--value/--status need --trial ID")
+            raise UserError("tell: give FILE (a filled-in CSV) or --trial ID --value X")
+        result = tell_value(study, trial_id, value=value, status=status, overwrite=overwrite)
+        source = f"trial {trial_id}"
+    else:
+        if value is not None or status is not None:
+            raise UserError("--value/--status apply to --trial, not to a FILE")
+        if file == "-":
+            result = tell_file(
+                study, None, data=sys.stdin.buffer.read(), label="<stdin>", overwrite=overwrite
+            )
+        else:
+            result = tell_file(study, file, overwrite=overwrite)
+        source = file
+    if fmt == "json":
+        from dataclasses import asdict
+
+        click.echo(json.dumps({"source": source, **asdict(result)}))
+    else:
+        click.echo(f"{source}: {result.summary()}")
+
+
+@click.command(context_settings={"show_default": True})
+@STUDY
+@format_option("table", "json")
+def status(study: str, fmt: str) -> None:
+    """Show a study's trials by state, the best result and what the next ask will use.
+
+    \b
+    Examples:
+      bocli status study.db
+      bocli status study.db --format json
+    """
+    from bocli.study import study_status
+
+    info = study_status(study)
+    if fmt == "json":
+        click.echo(json.dumps(info))
+        return
+    lines = [
+        f"study      {info['study']}" + (f" (problem {info['problem']})" if info["problem"] else ""),
+        f"objective  {info['direction']} '{info['objective']}' over "
+        f"{', '.join(info['parameters'])}",
+        f"trials     {info['trials']}: {info['complete']} complete, {info['pending']} pending, "
+        f"{info['failed']} failed, {info['abandoned']} abandoned",
+    ]
+    if info["best_value"] is not None:
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in info["best_params"].items())
+        lines.append(f"best       {_fmt(info['best_value'])} (trial {info['best_trial']}: {params})")
+        if info["regret"] is not None:
+            lines.append(f"regret     {info['regret']:.4g}")
+    lines.append(f"next ask   {info['next_ask']}")
+    click.echo("\n".join(lines))
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+@click.command(context_settings={"show_default": True})
+@STUDY
+@format_option("table", "json")
+def best(study: str, fmt: str) -> None:
+    """Print the best complete trial of STUDY (its id, value and parameters).
+
+    \b
+    Examples:
+      bocli best study.db
+      bocli best study.db --format json | jq .params
+    """
+    from bocli.study import best_trial
+
+    b = best_trial(study)
+    if fmt == "json":
+        click.echo(json.dumps(b))
+        return
+    lines = [f"trial {b['trial_id']}: {b['objective']} = {_fmt(b['value'])} ({b['direction']})"]
+    lines += [f"  {k} = {_fmt(v)}" for k, v in b["params"].items()]
+    if "regret" in b:
+        lines.append(f"regret {b['regret']:.4g}")
+    click.echo("\n".join(lines))
+
+
+@click.command(context_settings={"show_default": True})
+@STUDY
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write to this file (default: standard output).",
+)
+@format_option("csv", "json")
+def export(study: str, output: str | None, fmt: str) -> None:
+    """Write every trial of STUDY: trial_id, parameters, objective, status and provenance.
+
+    The CSV can be told back (`bocli tell`), which changes nothing, or edited and told with
+    --overwrite to correct results.
+
+    \b
+    Examples:
+      bocli export study.db -o all.csv
+      bocli export study.db --format json
+    """
+    from bocli.csvio import to_csv_text
+    from bocli.study import export_rows
+
+    columns, rows = export_rows(study)
+    text = json.dumps(rows) + "\n" if fmt == "json" else to_csv_text(columns, rows)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    from bocli.csvio import write_csv
+
+    write_csv(output, text)
+    click.echo(f"wrote {len(rows)} trials to {output}", err=True)
