@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from bocli.space import CategoricalParam, FloatParam, IntParam, Objective, Space
+from bocli.space import CategoricalParam, FloatParam, IntParam, Objective, Param, Space
 from problems.base import Problem
 from problems.registry import register_problem
 from problems.synthetic import _ackley, _check_dim, _name
@@ -43,7 +43,7 @@ class MixedAckley:
 def mixed_ackley(dim: int = 4, noise_std: float = 0.0) -> Problem:
     """Mixed Ackley: ``dim`` floats, one int, one categorical (see :class:`MixedAckley`)."""
     dim = _check_dim("mixed-ackley", dim)
-    params = (
+    params: tuple[Param, ...] = (
         *(FloatParam(f"x{i}", -5.0, 10.0) for i in range(dim)),
         IntParam("n", 0, 10),
         CategoricalParam("c", tuple(_SHIFT)),

@@ -5,8 +5,9 @@ An evaluation is deterministic given the parameters: the folds and the model see
 BLAS/OpenMP run on one thread (which also keeps parallel workers from oversubscribing the CPUs).
 scikit-learn is imported on the first evaluation, not when this module is imported.
 
-Measured on a shared 2-core machine, one evaluation takes 0.2-1.9 s (``sklearn-svm``) and
-0.5-2.5 s (``sklearn-hgb``), plus about 2 s for the first import of scikit-learn in a process.
+Measured on a shared 2-core machine, one evaluation takes 0.2-2 s (``sklearn-svm``) and 0.3-2.6 s
+(``sklearn-hgb``), up to about 3.5 s at the slowest corners while other work loads the machine, plus
+about 2 s for the first import of scikit-learn in a process.
 """
 
 from __future__ import annotations
