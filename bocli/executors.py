@@ -15,7 +15,7 @@ import multiprocessing
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["InlineExecutor", "make_executor"]
+__all__ = ["InlineExecutor", "executor_capacity", "make_executor"]
 
 
 class InlineExecutor(cf.Executor):
@@ -73,3 +73,14 @@ def make_executor(workers: int = 1, scheduler: str | None = None) -> cf.Executor
     return cf.ProcessPoolExecutor(
         max_workers=workers, mp_context=multiprocessing.get_context("spawn")
     )
+
+
+def executor_capacity(executor: cf.Executor) -> int | None:
+    """How many tasks to keep submitted at once: the pool size for local executors (so results are
+    handled as they finish), None (everything at once) for Dask, which queues and balances itself."""
+    if isinstance(executor, InlineExecutor):
+        return 1
+    if isinstance(executor, _DaskExecutor):
+        return None
+    n = getattr(executor, "_max_workers", None)
+    return int(n) if n else None

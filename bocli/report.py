@@ -1,0 +1,543 @@
+"""Turn a comparison grid's results into one self-contained HTML report (or a Markdown rank table).
+
+The HTML file has no external references: CSS inline, plots as PNG data URIs (matplotlib, Agg), no
+scripts, so it opens offline and can be mailed around. Sections, per the study it imitates:
+
+1. best-so-far regret curves per problem (median over seeds, interquartile band, log axis);
+2. final-regret table with ranks per problem and the mean rank over problems;
+3. time per iteration, surrogate fit vs acquisition optimization;
+4. calibration of the surrogates on held-out points (log-likelihood, 90% interval coverage);
+5. failed cells, and the exact commands and library versions that produced the results.
+
+The statistics are plain functions of DataFrames (``final_table``, ``rank_table``, ``timing_table``,
+``calibration_table``, ``curves``), separate from the rendering.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import shlex
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "build_report",
+    "calibration_table",
+    "curves",
+    "final_table",
+    "markdown_rank_table",
+    "rank_table",
+    "timing_table",
+    "write_report",
+]
+
+METHOD = "method"
+
+
+def _with_method(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    df[METHOD] = df["surrogate"].astype(str) + "/" + df["acquisition"].astype(str)
+    return df
+
+
+def _metric(problem: str, meta: dict[str, Any]) -> tuple[str, float]:
+    """Which column measures a problem (regret when its optimum is known) and its sign (+1 = lower
+    is better)."""
+    info = meta.get("problems_info", {}).get(problem, {})
+    if info.get("optimum") is not None:
+        return "regret", 1.0
+    return "best_so_far", (-1.0 if info.get("direction") == "maximize" else 1.0)
+
+
+def curves(
+    evaluations: pd.DataFrame, problem: str, column: str
+) -> dict[str, dict[str, np.ndarray]]:
+    """Best-so-far curves of one problem, summarized over seeds.
+
+    Returns:
+        ``method -> {"x": evaluations 1..n, "median", "q25", "q75", "seeds"}`` (arrays of length n).
+    """
+    df = _with_method(evaluations[evaluations["problem"] == problem])
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for method, g in df.groupby(METHOD, sort=False):
+        wide = g.pivot_table(index="seed", columns="trial", values=column, aggfunc="first")
+        wide = wide.reindex(columns=range(int(g["trial"].max()) + 1))
+        arr = wide.to_numpy(dtype=float)
+        arr = _ffill(arr)  # a failed evaluation keeps the best so far
+        with np.errstate(all="ignore"):
+            # quantiles over the seeds that have a value at that evaluation
+            med, q25, q75 = (
+                np.array([np.nanquantile(c, q) if np.isfinite(c).any() else np.nan for c in arr.T])
+                for q in (0.5, 0.25, 0.75)
+            )
+        out[str(method)] = {
+            "x": np.arange(1, arr.shape[1] + 1),
+            "median": med,
+            "q25": q25,
+            "q75": q75,
+            "seeds": np.array(len(arr)),
+        }
+    return out
+
+
+def _ffill(arr: np.ndarray) -> np.ndarray:
+    out = arr.copy()
+    for j in range(1, out.shape[1]):
+        missing = ~np.isfinite(out[:, j])
+        out[missing, j] = out[missing, j - 1]
+    return out
+
+
+def final_table(
+    evaluations: pd.DataFrame, cells: pd.DataFrame, meta: dict[str, Any]
+) -> pd.DataFrame:
+    """The final value of every cell's metric (regret, or best value when the optimum is unknown).
+
+    Returns:
+        Columns ``problem, method, seed, final, metric`` (``final`` is NaN for a failed cell).
+    """
+    import pandas as pd
+
+    rows = []
+    ev = _with_method(evaluations) if len(evaluations) else evaluations
+    for cell in _with_method(cells).itertuples(index=False):
+        column, _ = _metric(cell.problem, meta)
+        final = math.nan
+        if len(ev):
+            g = ev[
+                (ev["problem"] == cell.problem)
+                & (ev[METHOD] == cell.method)
+                & (ev["seed"] == cell.seed)
+            ]
+            vals = g.sort_values("trial")[column].dropna()
+            if cell.status == "ok" and len(vals):
+                final = float(vals.iloc[-1])
+        rows.append(
+            {
+                "problem": cell.problem,
+                METHOD: cell.method,
+                "seed": cell.seed,
+                "final": final,
+                "metric": column,
+            }
+        )
+    return pd.DataFrame(rows, columns=["problem", METHOD, "seed", "final", "metric"])
+
+
+def rank_table(final: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
+    """Median final metric per problem and method, its rank within the problem (1 = best; ties share
+    the average rank; a method without results ranks last), and the mean rank over problems.
+
+    Returns:
+        One row per method (sorted by mean rank) with columns ``<problem>`` (median),
+        ``<problem> q25``, ``<problem> q75``, ``<problem> rank`` and ``mean rank``.
+    """
+    import pandas as pd
+
+    problems = list(dict.fromkeys(final["problem"]))
+    methods = list(dict.fromkeys(final[METHOD]))
+    table = pd.DataFrame(index=pd.Index(methods, name=METHOD))
+    for p in problems:
+        _, sign = _metric(p, meta)
+        g = final[final["problem"] == p].groupby(METHOD)["final"]
+        med = g.median().reindex(methods)
+        table[p] = med
+        table[f"{p} q25"] = g.quantile(0.25).reindex(methods)
+        table[f"{p} q75"] = g.quantile(0.75).reindex(methods)
+        table[f"{p} rank"] = (sign * med).rank(method="average", na_option="bottom")
+    rank_cols = [f"{p} rank" for p in problems]
+    table["mean rank"] = table[rank_cols].mean(axis=1)
+    return table.sort_values("mean rank", kind="stable")
+
+
+def timing_table(evaluations: pd.DataFrame) -> pd.DataFrame:
+    """Mean seconds per model-based iteration, fit vs acquisition, per problem and method."""
+    import pandas as pd
+
+    ev = evaluations[evaluations["phase"] == "model"]
+    if ev.empty:
+        return pd.DataFrame(
+            columns=["problem", METHOD, "fit", "acquisition", "total", "iterations"]
+        )
+    ev = _with_method(ev)
+    g = ev.groupby(["problem", METHOD], sort=False)
+    out = pd.DataFrame(
+        {
+            "fit": g["fit_seconds"].mean(),
+            "acquisition": g["acq_seconds"].mean(),
+            "iterations": g.size(),
+        }
+    ).reset_index()
+    out["total"] = out["fit"] + out["acquisition"]
+    return out[["problem", METHOD, "fit", "acquisition", "total", "iterations"]]
+
+
+def calibration_table(calibration: pd.DataFrame) -> pd.DataFrame:
+    """Mean held-out log-likelihood, 90% coverage and RMSE over all refits and seeds, per problem and
+    method (and the last refit's log-likelihood, after the most data)."""
+    import pandas as pd
+
+    cols = ["problem", METHOD, "loglik", "loglik (last refit)", "coverage", "rmse", "refits"]
+    if calibration.empty:
+        return pd.DataFrame(columns=cols)
+    cal = _with_method(calibration)
+    g = cal.groupby(["problem", METHOD], sort=False)
+    last = cal.sort_values("refit").groupby(["problem", METHOD, "seed"], sort=False).tail(1)
+    out = pd.DataFrame(
+        {
+            "loglik": g["loglik"].mean(),
+            "loglik (last refit)": last.groupby(["problem", METHOD], sort=False)["loglik"].mean(),
+            "coverage": g["coverage"].mean(),
+            "rmse": g["rmse"].mean(),
+            "refits": g.size(),
+        }
+    ).reset_index()
+    return out[cols]
+
+
+# --------------------------------------------------------------------------------------------
+# rendering
+# --------------------------------------------------------------------------------------------
+
+
+def _num(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    if isinstance(v, int | np.integer):
+        return str(int(v))
+    v = float(v)
+    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
+        return f"{v:.{digits - 1}e}"
+    return f"{v:.{digits}g}"
+
+
+def _rank(v: Any) -> str:
+    return "–" if not math.isfinite(float(v)) else f"{float(v):g}"
+
+
+def markdown_rank_table(ranks: pd.DataFrame, problems: list[str], meta: dict[str, Any]) -> str:
+    """The rank table as Markdown: ``median (rank)`` per problem, then the mean rank."""
+    head = ["method", *[f"{p} ({_metric(p, meta)[0].replace('_', ' ')})" for p in problems]]
+    head.append("mean rank")
+    lines = [
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
+    ]
+    for method, row in ranks.iterrows():
+        cells = [str(method)]
+        cells += [f"{_num(row[p])} ({_rank(row[f'{p} rank'])})" for p in problems]
+        cells.append(f"{row['mean rank']:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _colors(methods: list[str]) -> dict[str, Any]:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if len(methods) <= 10 else "tab20"]
+    return {m: cmap(i % cmap.N) for i, m in enumerate(methods)}
+
+
+def _curve_figure(
+    problem: str, data: dict[str, dict[str, np.ndarray]], column: str, colors: dict
+) -> str:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    log = column == "regret"
+    positive = [v for d in data.values() for v in d["q25"] if np.isfinite(v) and v > 0]
+    floor = (min(positive) / 10) if positive else 1e-12
+    for method, d in data.items():
+        med, lo, hi = d["median"], d["q25"], d["q75"]
+        if log:
+            med, lo, hi = (np.maximum(a, floor) for a in (med, lo, hi))
+        ax.plot(d["x"], med, label=f"{method} (n={int(d['seeds'])})", color=colors[method], lw=1.8)
+        ax.fill_between(d["x"], lo, hi, color=colors[method], alpha=0.18, lw=0)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("evaluation")
+    ax.set_ylabel("best-so-far regret" if log else "best value so far")
+    ax.set_title(f"{problem}: median and interquartile range over seeds")
+    ax.grid(True, which="both", alpha=0.25)
+    if data:
+        ax.legend(fontsize=8, frameon=False)
+    return _png(fig)
+
+
+def _timing_figure(timing: pd.DataFrame, colors: dict) -> str:
+    import matplotlib.pyplot as plt
+
+    problems = list(dict.fromkeys(timing["problem"]))
+    fig, axes = plt.subplots(
+        1, len(problems), figsize=(4.2 * len(problems), 0.5 + 0.45 * timing[METHOD].nunique() + 1.2),
+        squeeze=False,
+    )  # fmt: skip
+    for ax, p in zip(axes[0], problems, strict=True):
+        t = timing[timing["problem"] == p]
+        y = np.arange(len(t))
+        ax.barh(y, t["fit"], color="#4c72b0", label="fit")
+        ax.barh(y, t["acquisition"], left=t["fit"], color="#dd8452", label="acquisition")
+        ax.set_yticks(y, t[METHOD])
+        ax.invert_yaxis()
+        ax.set_xlabel("seconds per iteration")
+        ax.set_title(p)
+        ax.grid(True, axis="x", alpha=0.25)
+    axes[0][0].legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return _png(fig)
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
+max-width:1100px;color:#222;padding:0 1em;line-height:1.4}
+h1{font-size:1.6em}h2{margin-top:1.8em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}
+th:first-child,td:first-child{text-align:left}
+thead th{background:#f3f3f3}
+td.best{font-weight:bold;background:#eaf5ea}
+figure{margin:1em 0}figure img{max-width:100%;height:auto}
+.plots{display:flex;flex-wrap:wrap;gap:1em}.plots figure{flex:1 1 480px}
+code,pre{background:#f6f6f6;padding:.1em .3em;font-size:.9em}pre{padding:.6em;overflow-x:auto}
+.muted{color:#666;font-size:.9em}
+"""
+
+
+def _table_html(
+    head: list[str], rows: list[list[str]], best: set[tuple[int, int]] = frozenset()
+) -> str:
+    e = html.escape
+    out = ["<table><thead><tr>", *[f"<th>{e(h)}</th>" for h in head], "</tr></thead><tbody>"]
+    for i, row in enumerate(rows):
+        out.append("<tr>")
+        for j, c in enumerate(row):
+            cls = ' class="best"' if (i, j) in best else ""
+            out.append(f"<td{cls}>{e(c)}</td>")
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def build_report(results: dict[str, Any]) -> dict[str, Any]:
+    """All tables of a report from :func:`bocli.compare.load_results` output."""
+    meta, ev, cells = results["meta"], results["evaluations"], results["cells"]
+    problems = [p for p in meta.get("config", {}).get("problems", []) if p in set(cells["problem"])]
+    problems += [p for p in dict.fromkeys(cells["problem"]) if p not in problems]
+    final = final_table(ev, cells, meta)
+    return {
+        "problems": problems,
+        "final": final,
+        "ranks": rank_table(final, meta) if len(final) else None,
+        "timing": timing_table(ev) if len(ev) else None,
+        "calibration": calibration_table(results["calibration"]),
+    }
+
+
+def write_report(results: dict[str, Any], path: str | Path | None, fmt: str = "html") -> str:
+    """Render the report; write it to ``path`` (if given) and return the text."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    tables = build_report(results)
+    text = _markdown(results, tables) if fmt == "md" else _html(results, tables)
+    if path is not None:
+        Path(path).write_text(text, encoding="utf-8")
+    return text
+
+
+def _markdown(results: dict[str, Any], tables: dict[str, Any]) -> str:
+    meta, cells = results["meta"], results["cells"]
+    if tables["ranks"] is None:
+        return "No finished cells yet.\n"
+    cfg = meta.get("config", {})
+    lines = [
+        f"Final {'regret' if any(_metric(p, meta)[0] == 'regret' for p in tables['problems']) else 'value'}"
+        f": median over {len(cfg.get('seeds', []))} seeds after {cfg.get('budget')} evaluations "
+        "(rank within the problem; lower is better).",
+        "",
+        markdown_rank_table(tables["ranks"], tables["problems"], meta),
+    ]
+    failed = cells[cells["status"] == "failed"]
+    if len(failed):
+        lines.append(f"{len(failed)} of {len(cells)} cells failed; see the HTML report.\n")
+    return "\n".join(lines)
+
+
+def _html(results: dict[str, Any], tables: dict[str, Any]) -> str:
+    e = html.escape
+    meta, ev, cells = results["meta"], results["evaluations"], results["cells"]
+    cfg = meta.get("config", {})
+    problems: list[str] = tables["problems"]
+    methods = list(dict.fromkeys(_with_method(cells)[METHOD])) if len(cells) else []
+    colors = _colors(methods)
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>",
+        "<title>bocli surrogate comparison</title>",
+        f"<style>{CSS}</style></head><body>",
+        "<h1>Surrogate comparison</h1>",
+        f"<p class='muted'>{len(cells)} finished cells: {len(problems)} problems × "
+        f"{len(methods)} surrogate/acquisition pairs × {len(cfg.get('seeds', []))} seeds; "
+        f"{e(str(cfg.get('budget')))} evaluations each (initial design "
+        f"{e(str(cfg.get('n_init') or 'default'))}). Generated "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')}.</p>",
+    ]
+
+    # 1. curves
+    parts.append("<h2>Best-so-far regret</h2><div class='plots'>")
+    for p in problems:
+        column, _ = _metric(p, meta)
+        data = curves(ev, p, column) if len(ev) else {}
+        if not data:
+            continue
+        src = _curve_figure(p, data, column, colors)
+        parts.append(
+            f"<figure><img src='{src}' alt='best-so-far {e(column)} on {e(p)}' width='704'>"
+            f"<figcaption class='muted'>{e(p)}: median (line) and interquartile band over seeds"
+            f"{', log axis' if column == 'regret' else ''}.</figcaption></figure>"
+        )
+    parts.append("</div>")
+
+    # 2. rank table
+    ranks = tables["ranks"]
+    parts.append("<h2>Final regret and ranks</h2>")
+    if ranks is not None:
+        parts.append(
+            "<p class='muted'>Median [interquartile range] of the final metric over seeds, rank "
+            "within the problem in parentheses (1 = best; ties share the average; a method "
+            "without results ranks last). Regret where the optimum is known, otherwise the best "
+            "value found.</p>"
+        )
+        head = ["method", *[f"{p} ({_metric(p, meta)[0].replace('_', ' ')})" for p in problems]]
+        head.append("mean rank")
+        rows, best = [], set()
+        for i, (method, row) in enumerate(ranks.iterrows()):
+            r = [str(method)]
+            for j, p in enumerate(problems, start=1):
+                r.append(
+                    f"{_num(row[p])} [{_num(row[f'{p} q25'])}, {_num(row[f'{p} q75'])}] "
+                    f"({_rank(row[f'{p} rank'])})"
+                )
+                if row[f"{p} rank"] == ranks[f"{p} rank"].min():
+                    best.add((i, j))
+            r.append(f"{row['mean rank']:.2f}")
+            if row["mean rank"] == ranks["mean rank"].min():
+                best.add((i, len(problems) + 1))
+            rows.append(r)
+        parts.append(_table_html(head, rows, best))
+
+    # 3. timing
+    timing = tables["timing"]
+    parts.append("<h2>Time per iteration</h2>")
+    if timing is not None and len(timing):
+        parts.append(
+            f"<figure><img src='{_timing_figure(timing, colors)}' alt='seconds per iteration, "
+            "fit vs acquisition' width='900'></figure>"
+        )
+        rows = [
+            [
+                r.problem,
+                r.method,
+                _num(r.fit),
+                _num(r.acquisition),
+                _num(r.total),
+                str(r.iterations),
+            ]
+            for r in timing.itertuples(index=False)
+        ]
+        parts.append(
+            _table_html(
+                ["problem", "method", "fit s", "acquisition s", "total s", "iterations"], rows
+            )
+        )
+    else:
+        parts.append("<p>No model-based iterations yet.</p>")
+
+    # 4. calibration
+    cal = tables["calibration"]
+    parts.append("<h2>Calibration on held-out points</h2>")
+    if len(cal):
+        npts = cfg.get("calibration_points")
+        parts.append(
+            f"<p class='muted'>After every refit, the surrogate's posterior is scored on {npts} "
+            "fixed held-out points of the known function (noiseless), in the standardized units "
+            "of the fit: mean predictive log-likelihood (higher is better), fraction inside the "
+            "90% interval (0.9 is calibrated), RMSE. Means over refits and seeds. Sample-based "
+            "posteriors are scored through their mean and variance.</p>"
+        )
+        rows = [
+            [
+                r.problem,
+                r.method,
+                _num(r.loglik),
+                _num(r[3]),
+                _num(r.coverage),
+                _num(r.rmse),
+                str(r.refits),
+            ]
+            for r in cal.itertuples(index=False)
+        ]
+        parts.append(
+            _table_html(
+                [
+                    "problem",
+                    "method",
+                    "log-lik",
+                    "log-lik (last refit)",
+                    "90% coverage",
+                    "RMSE",
+                    "refits",
+                ],
+                rows,
+            )
+        )
+    else:
+        parts.append(
+            "<p>No calibration measurements (no model-based refits on known functions).</p>"
+        )
+
+    # 5. failures, provenance
+    failed = cells[cells["status"] == "failed"]
+    parts.append("<h2>Failed cells</h2>")
+    if len(failed):
+        rows = [
+            [r.problem, r.surrogate, r.acquisition, str(r.seed), r.error]
+            for r in failed.itertuples(index=False)
+        ]
+        parts.append(_table_html(["problem", "surrogate", "acquisition", "seed", "error"], rows))
+    else:
+        parts.append("<p>None.</p>")
+    parts.append("<h2>Provenance</h2><p>Commands that produced these results:</p><pre>")
+    for c in meta.get("commands", []):
+        argv = c.get("argv")
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(c.get("at", 0)))
+        parts.append(e(f"[{when}] {shlex.join(argv) if argv else '(library call)'}") + "\n")
+    parts.append("</pre>")
+    vers = meta.get("versions", {})
+    parts.append(_table_html(["package", "version"], [[k, str(v)] for k, v in vers.items()]))
+    settings = {k: v for k, v in cfg.items() if k not in ("problems", "surrogates", "acquisitions")}
+    parts.append(
+        "<p class='muted'>Grid settings: "
+        + e(", ".join(f"{k}={v}" for k, v in settings.items()))
+        + "</p>"
+    )
+    parts.append("</body></html>\n")
+    return "".join(parts)
