@@ -171,10 +171,14 @@ def read_results(source: str | Path | bytes, space: Space, label: str | None = N
     expected = _expected_columns(space)
     delimiter = _sniff_delimiter(text, expected)
     table = CsvTable(label, [], delimiter=delimiter)
+    records: list[list[str]] = []
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
-        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True))
+        for record in reader:
+            records.append(record)
     except csv.Error as e:
-        table.problems.append(f"{label}: not a valid CSV file ({e})")
+        hint = "; is a quote left open?" if "end of data" in str(e) else ""
+        table.problems.append(f"{label}: row {len(records) + 1}: not valid CSV ({e}{hint})")
         return table
     # the header is the first non-blank record; rows keep their spreadsheet numbers
     start = next((i for i, r in enumerate(records) if any(c.strip() for c in r)), None)

@@ -126,8 +126,13 @@ def ask(
       bocli ask study.db --format json
       bocli ask study.db -n 2 --surrogate ibnn --acquisition ucb --acquisition-option beta=3
     """
+    import warnings
+
     from bocli.study import ask as ask_study
     from bocli.study import check_overwrite
+
+    # scipy's note that Sobol balance wants powers of 2: true, and no action for the user
+    warnings.filterwarnings("ignore", message="The balance properties of Sobol")
 
     out = Path(output) if output else None
     if out is not None:
@@ -187,7 +192,8 @@ def _render_trials(study: str, trials: list[Any], fmt: str) -> str:
     if fmt == "csv":
         return to_csv_text(ask_columns(space), rows)
     return _table_text(
-        ask_columns(space)[:-1], [[format_cell(r[c]) for c in ask_columns(space)[:-1]] for r in rows]
+        ask_columns(space)[:-1],
+        [[format_cell(r[c]) for c in ask_columns(space)[:-1]] for r in rows],
     )
 
 
@@ -264,7 +270,7 @@ def tell(
             )
         else:
             result = tell_file(study, file, overwrite=overwrite)
-        source = file
+        source = "<stdin>" if file == "-" else file
     if fmt == "json":
         from dataclasses import asdict
 
@@ -291,7 +297,8 @@ def status(study: str, fmt: str) -> None:
         click.echo(json.dumps(info))
         return
     lines = [
-        f"study      {info['study']}" + (f" (problem {info['problem']})" if info["problem"] else ""),
+        f"study      {info['study']}"
+        + (f" (problem {info['problem']})" if info["problem"] else ""),
         f"objective  {info['direction']} '{info['objective']}' over "
         f"{', '.join(info['parameters'])}",
         f"trials     {info['trials']}: {info['complete']} complete, {info['pending']} pending, "
@@ -299,7 +306,9 @@ def status(study: str, fmt: str) -> None:
     ]
     if info["best_value"] is not None:
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in info["best_params"].items())
-        lines.append(f"best       {_fmt(info['best_value'])} (trial {info['best_trial']}: {params})")
+        lines.append(
+            f"best       {_fmt(info['best_value'])} (trial {info['best_trial']}: {params})"
+        )
         if info["regret"] is not None:
             lines.append(f"regret     {info['regret']:.4g}")
     lines.append(f"next ask   {info['next_ask']}")

@@ -178,7 +178,7 @@ def _insert_many(path: str, n: int) -> list[int]:
 
 
 def test_concurrent_processes_get_distinct_dense_ids(study: Path) -> None:
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context("fork")  # no connection is open in the parent
     with ctx.Pool(4) as pool:
         parts = pool.starmap(_insert_many, [(str(study), 10)] * 4)
     ids = sorted(i for p in parts for i in p)
