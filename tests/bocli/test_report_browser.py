@@ -1,0 +1,83 @@
+"""The HTML report in a real headless Chromium: no console errors, every image decoded and shown."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bocli.compare import load_results
+from bocli.report import write_report
+from tests.bocli.test_report import make_results
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium package"),
+]
+
+
+def test_report_opens_offline_without_errors_and_shows_its_images(tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    results = load_results(make_results(tmp_path / "r"))
+    path = Path(tmp_path / "report.html")
+    write_report(results, path, "html")
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            # offline: any request that leaves the file would fail the page
+            context = browser.new_context(offline=True, viewport={"width": 1280, "height": 900})
+            page = context.new_page()
+            problems: list[str] = []
+            requests: list[str] = []
+            page.on(
+                "console",
+                lambda m: (
+                    problems.append(f"{m.type}: {m.text}")
+                    if m.type in ("error", "warning")
+                    else None
+                ),
+            )
+            page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+            page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(path.as_uri(), wait_until="load")
+            images = page.evaluate(
+                """() => Array.from(document.images).map(img => {
+                    const r = img.getBoundingClientRect();
+                    return {complete: img.complete, natural: [img.naturalWidth, img.naturalHeight],
+                            shown: [r.width, r.height], alt: img.alt};
+                })"""
+            )
+            headings = page.locator("h2").all_inner_texts()
+            rank_rows = page.locator("table").first.locator("tbody tr").count()
+        finally:
+            browser.close()
+
+    assert problems == []
+    # the page itself, then only its embedded data: URIs (nothing fetched from anywhere)
+    assert all(u.startswith(("file://", "data:")) for u in requests), requests
+    assert len(images) == 3
+    for img in images:
+        assert img["complete"], img
+        assert img["natural"][0] > 300 and img["natural"][1] > 150, img
+        assert img["shown"][0] > 300 and img["shown"][1] > 150, img
+        assert img["alt"]
+    assert headings[:4] == [
+        "Best-so-far regret",
+        "Final regret and ranks",
+        "Time per iteration",
+        "Calibration on held-out points",
+    ]
+    assert rank_rows == 3
