@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -321,7 +322,7 @@ def _param_from_dict(i: int, spec: Any) -> Param:
         cls = CategoricalParam if ptype == "categorical" else OrdinalParam
         return cls(name, tuple(values))
     except SpaceError as e:
-        msg = str(e)
+        msg = str(e).removeprefix(f"parameter '{name}': ")
         raise SpaceError(msg if msg.startswith("parameters[") else f"{where}: {msg}") from None
 
 
@@ -493,7 +494,13 @@ class Space:
         """
         from scipy.stats import qmc
 
+        if n == 0:
+            return np.empty((0, self.dim))
         engine = qmc.Sobol(d=self.dim, scramble=True, seed=seed)
         if skip:
             engine.fast_forward(skip)
-        return self.round_trip(engine.random(n)) if n else np.empty((0, self.dim))
+        with warnings.catch_warnings():
+            warnings.simplefilter(
+                "ignore"
+            )  # "balance properties need n = 2^k": we continue a sequence
+            return self.round_trip(engine.random(n))

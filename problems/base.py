@@ -58,7 +58,10 @@ class Problem:
         """Evaluate one point; raises ObjectiveError for a failure or a non-finite value."""
         clean = self.space.validate(params)
         try:
-            value = float(self.fn(clean))
+            if self.timeout is not None and not getattr(self.fn, "handles_timeout", False):
+                value = call_with_timeout(self.fn, clean, self.timeout)
+            else:
+                value = float(self.fn(clean))
         except ObjectiveError:
             raise
         except Exception as e:  # a user objective may raise anything
@@ -75,3 +78,46 @@ class Problem:
         if self.optimum is None or best is None or not math.isfinite(best):
             return None
         return max(0.0, self.space.objective.sign * (self.optimum - best))
+
+
+def _child(fn: Callable[[Mapping[str, Any]], float], params: dict[str, Any], conn: Any) -> None:
+    try:
+        conn.send(("ok", float(fn(params))))
+    except BaseException as e:  # report everything, including SystemExit, to the parent
+        conn.send(("error", f"objective raised {type(e).__name__}: {e}"))
+    finally:
+        conn.close()
+
+
+def call_with_timeout(
+    fn: Callable[[Mapping[str, Any]], float], params: dict[str, Any], timeout: float
+) -> float:
+    """Run ``fn(params)`` in a fresh (spawned) process and kill it after ``timeout`` seconds.
+
+    A Python call cannot be interrupted safely inside its own process, so objectives with a
+    timeout pay one process start per evaluation (about a second); command objectives enforce
+    their own timeout (``fn.handles_timeout``) and skip this.
+    """
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(fn, params, child), daemon=True)
+    proc.start()
+    child.close()
+    try:
+        if not parent.poll(timeout):
+            raise ObjectiveError(f"objective timed out after {timeout:g} s")
+        try:
+            status, payload = parent.recv()
+        except EOFError:
+            proc.join(5)
+            raise ObjectiveError(f"objective process died (exit code {proc.exitcode})") from None
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join(5)
+        parent.close()
+    if status != "ok":
+        raise ObjectiveError(payload)
+    return float(payload)

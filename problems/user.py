@@ -32,7 +32,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from bocli.space import Space
 from problems.base import ObjectiveError, Problem
@@ -227,6 +227,7 @@ class CommandObjective:
     timeout: float | None
     mode: str = "stdin"
     cwd: str | None = None
+    handles_timeout: ClassVar[bool] = True  # kills its own process group; no extra process
 
     def __post_init__(self) -> None:
         if not self.argv:
