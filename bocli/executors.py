@@ -64,7 +64,7 @@ def make_executor(workers: int = 1, scheduler: str | None = None) -> cf.Executor
             _, _, k = scheduler.partition(":")
             n = int(k) if k else max(workers, 1)
             cluster = LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0"
             )
             return _DaskExecutor(Client(cluster), cluster)
         return _DaskExecutor(Client(scheduler, timeout="10s"))
