@@ -13,6 +13,7 @@ do not depend on unknown outcomes). This module imports torch only inside functi
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -153,7 +154,11 @@ def check_compatible(surrogate: str, acquisition: str) -> None:
     caps = get_surrogate_class(surrogate).capabilities
     if spec.requires <= caps:
         return
-    ok = [s for s in surrogate_names() if spec.requires <= get_surrogate_class(s).capabilities]
+    ok = [
+        s
+        for s in _loadable(surrogate_names())
+        if spec.requires <= get_surrogate_class(s).capabilities
+    ]
     ok_acq = [a for a, sp in ACQUISITIONS.items() if sp.requires <= caps]
     missing = ", ".join(sorted(spec.requires - caps))
     raise IncompatiblePairError(
@@ -161,6 +166,20 @@ def check_compatible(surrogate: str, acquisition: str) -> None:
         f"does not provide; '{acquisition}' works with: {', '.join(ok)}; "
         f"'{surrogate}' works with: {', '.join(ok_acq)}"
     )
+
+
+def _loadable(names: list[str]) -> list[str]:
+    """The names whose module really registers them (a listed module may not provide every name)."""
+    from surrogates import UnknownSurrogateError, get_surrogate_class
+
+    out = []
+    for name in names:
+        try:
+            get_surrogate_class(name)
+        except UnknownSurrogateError:
+            continue
+        out.append(name)
+    return out
 
 
 # ----- optimization -------------------------------------------------------------------------------
@@ -301,18 +320,26 @@ def _kg(ctx: AcqContext) -> Tensor:
 
 
 @register_acquisition(
-    "mes", "max-value entropy search (qMES, Gumbel max-value samples)", requires={"gaussian"}
+    "mes",
+    "max-value entropy search (qMES; moment-matched with member maxima for ensembles)",
+    requires={"fantasize"},
 )
 def _mes(ctx: AcqContext) -> Tensor:
-    from botorch.acquisition.max_value_entropy_search import qMaxValueEntropy
+    """Gaussian posteriors: botorch's qMES (Gumbel max values). Ensemble posteriors: the same MES
+    formula on the mixture's moment match, with each drawn member's maximum as a max-value sample.
+    Pending points (and q > 1, greedily) are handled by fantasizing, hence ``fantasize``."""
+    if _has_ensemble_posterior(ctx):
+        acqf: AcquisitionFunction = _ensemble_mes(ctx)
+    else:
+        from botorch.acquisition.max_value_entropy_search import qMaxValueEntropy
 
-    acqf = qMaxValueEntropy(
-        ctx.model,
-        candidate_set=ctx.candidate_set(512),
-        X_pending=ctx.X_pending,
-        num_fantasies=int(ctx.options.get("num_fantasies", 8)),
-        num_mv_samples=int(ctx.options.get("num_mv_samples", 10)),
-    )
+        acqf = qMaxValueEntropy(
+            ctx.model,
+            candidate_set=ctx.candidate_set(512),
+            X_pending=ctx.X_pending,
+            num_fantasies=int(ctx.options.get("num_fantasies", 8)),
+            num_mv_samples=int(ctx.options.get("num_mv_samples", 10)),
+        )
     return optimize(acqf, _cheaper(ctx), sequential=True)
 
 
@@ -355,8 +382,18 @@ def optimal_samples(ctx: AcqContext, num: int) -> tuple[Tensor, Tensor]:
     return cand[idx], samples.gather(-1, idx.unsqueeze(-1))
 
 
-@register_acquisition("jes", "joint entropy search (qJES, lower bound)", requires={"condition"})
+@register_acquisition(
+    "jes",
+    "joint entropy search (qJES lower bound; moment-matched member optima for ensembles)",
+    requires={"condition"},
+)
 def _jes(ctx: AcqContext) -> Tensor:
+    """Gaussian posteriors: botorch's qJES with optima from ``optimal_samples``. Ensemble
+    posteriors: each member's optimum on the candidate set is one optimal sample, the model is
+    conditioned on it by member reweighting, and the entropies are those of the moment-matched
+    joint Gaussian over the q points."""
+    if _has_ensemble_posterior(ctx):
+        return optimize(_ensemble_jes(ctx), _cheaper(ctx))
     from botorch.acquisition.joint_entropy_search import qJointEntropySearch
 
     opt_X, opt_Y = optimal_samples(ctx, int(ctx.options.get("num_optima", 16)))
@@ -392,3 +429,113 @@ def _random(ctx: AcqContext) -> Tensor:
     rng = np.random.default_rng(ctx.seed)
     X = ctx.space.round_trip(rng.random((ctx.q, ctx.d)))
     return torch.as_tensor(X, **ctx.tkwargs)
+
+
+# ----- entropy search for ensemble (sample) posteriors ----------------------------------------------
+def _has_ensemble_posterior(ctx: AcqContext) -> bool:
+    """True when the model's posterior is a finite weighted set of functions (EnsemblePosterior)."""
+    import torch
+    from botorch.posteriors.ensemble import EnsemblePosterior
+
+    with torch.no_grad():
+        return isinstance(ctx.model.posterior(ctx.train_X[:1]), EnsemblePosterior)
+
+
+def _ensemble_mes(ctx: AcqContext) -> AcquisitionFunction:
+    """Max-value entropy search (Wang & Jegelka 2017) for an ensemble posterior.
+
+    ``MES(x) = mean_k [g_k phi(g_k) / (2 Phi(g_k)) - log Phi(g_k)]``, ``g_k = (y*_k - mu(x)) /
+    sigma(x)`` with ``mu, sigma^2`` the mixture's moments and ``y*_k`` the maximum over the
+    candidate set of member ``k`` (drawn by the seeded index sampler). Pending points: the model is
+    fantasized there (member reweighting) and the value averaged over the fantasies.
+    """
+    import torch
+    from botorch.acquisition import AcquisitionFunction
+    from botorch.sampling.index_sampler import IndexSampler
+    from botorch.sampling.normal import SobolQMCNormalSampler
+    from botorch.utils.transforms import t_batch_mode_transform
+
+    cand = ctx.candidate_set(1024)
+    num_mv = int(ctx.options.get("num_mv_samples", 64))
+    num_fantasies = int(ctx.options.get("num_fantasies", 16))
+
+    class _EnsembleMES(AcquisitionFunction):
+        def __init__(self, model: Model) -> None:
+            super().__init__(model=model)
+            self._init_model = model
+            self.set_X_pending(ctx.X_pending)
+
+        def set_X_pending(self, X_pending: Tensor | None = None) -> None:
+            model = self._init_model
+            self.fantasized = X_pending is not None and len(X_pending) > 0
+            if self.fantasized:
+                sampler = SobolQMCNormalSampler(torch.Size([num_fantasies]), seed=ctx.seed)
+                model = model.fantasize(X_pending.detach(), sampler)
+            self.model = model
+            self.X_pending = X_pending
+            with torch.no_grad():
+                post = model.posterior(cand)  # values (nf) x s x m x 1
+                draws = IndexSampler(torch.Size([num_mv]), seed=ctx.seed)(post)
+                self.max_values = draws.squeeze(-1).max(dim=-1).values  # num_mv x (nf)
+
+        @t_batch_mode_transform(expected_q=1)
+        def forward(self, X: Tensor) -> Tensor:
+            """``b x 1 x d`` -> ``b`` MES values."""
+            Xe = X.unsqueeze(-3) if self.fantasized else X  # b x (1) x 1 x d
+            post = self.model.posterior(Xe)
+            mu = post.mean[..., 0, 0]  # b x (nf)
+            sd = post.variance[..., 0, 0].clamp_min(1e-12).sqrt()
+            g = (self.max_values.unsqueeze(1) - mu) / sd  # num_mv x b x (nf)
+            log_cdf = torch.special.log_ndtr(g)
+            log_pdf = -0.5 * g**2 - 0.5 * math.log(2 * math.pi)
+            h = 0.5 * g * torch.exp(log_pdf - log_cdf) - log_cdf
+            h = h.mean(dim=0)
+            return h.mean(dim=-1) if self.fantasized else h
+
+    return _EnsembleMES(ctx.model)
+
+
+def _ensemble_jes(ctx: AcqContext) -> AcquisitionFunction:
+    """Joint entropy search for an ensemble posterior, with moment-matched Gaussian entropies.
+
+    Optimal samples are the members' optima on the candidate set ``(x*_j, f*_j)``; conditioning on
+    one reweights the members by the likelihood of ``f*_j`` at ``x*_j`` (the model's fixed fantasy
+    noise; the constraint that ``f*_j`` is the maximum is dropped). ``JES(X) = H[y_X] - mean_j
+    H[y_X | x*_j, f*_j]`` with ``H`` the entropy of the moment-matched ``q x q`` Gaussian. Pending
+    points ``P``: the chain rule ``I(y_X; opt | y_P) = I(y_X, y_P; opt) - I(y_P; opt)``.
+    """
+    import torch
+    from botorch.acquisition import AcquisitionFunction
+    from botorch.utils.transforms import t_batch_mode_transform
+
+    cand = ctx.candidate_set(1024)
+    model = ctx.model
+    with torch.no_grad():
+        post = model.posterior(cand)
+        vals = post.values.squeeze(-1)  # s x m
+        weights = post.weights
+        keep = weights > 1e-6 * weights.max()
+        idx = vals.argmax(dim=-1)[keep]
+        opt_X = cand[idx].unsqueeze(-2)  # J x 1 x d
+        opt_Y = vals[keep].max(dim=-1).values.reshape(-1, 1, 1)
+        conditioned = model.condition_on_observations(opt_X, opt_Y)  # weights J x s
+        opt_w = weights[keep] / weights[keep].sum()
+    pending = ctx.X_pending
+
+    def info(X: Tensor) -> Tensor:
+        """``b x q x d`` -> ``b`` moment-matched mutual information with the optimum."""
+        eye = torch.eye(X.shape[-2], dtype=X.dtype, device=X.device)
+        h0 = torch.logdet(model.posterior(X).covariance_matrix + 1e-9 * eye)
+        hj = torch.logdet(conditioned.posterior(X.unsqueeze(-3)).covariance_matrix + 1e-9 * eye)
+        return 0.5 * (h0 - (hj * opt_w).sum(dim=-1))
+
+    class _EnsembleJES(AcquisitionFunction):
+        @t_batch_mode_transform()
+        def forward(self, X: Tensor) -> Tensor:
+            """``b x q x d`` -> ``b`` JES values."""
+            if pending is None or len(pending) == 0:
+                return info(X)
+            P = pending.to(X).expand(X.shape[:-2] + pending.shape)
+            return info(torch.cat([X, P], dim=-2)) - info(P)
+
+    return _EnsembleJES(model)
