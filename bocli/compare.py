@@ -66,7 +66,16 @@ EVAL_FIELDS = [
     "params",
 ]
 CALIBRATION_FIELDS = [*CELL_KEYS, "refit", "n_train", "loglik", "coverage", "rmse", "scale"]
-CELL_FIELDS = [*CELL_KEYS, "status", "error", "n_evaluations", "seconds", "worker", "finished_at"]
+CELL_FIELDS = [
+    *CELL_KEYS,
+    "status",
+    "error",
+    "n_evaluations",
+    "seconds",
+    "cpu_seconds",
+    "worker",
+    "finished_at",
+]
 
 
 class CompareError(UserError, ValueError):
@@ -185,6 +194,7 @@ class CellResult:
     error: str = ""
     seconds: float = 0.0
     worker: str = ""
+    cpu_seconds: float = 0.0
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     calibration: list[dict[str, Any]] = field(default_factory=list)
 
@@ -201,7 +211,7 @@ def run_cell(spec: CellSpec) -> CellResult:
 
     cell = spec.cell
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     base = {"problem": cell.problem, "surrogate": cell.surrogate, "acquisition": cell.acquisition}
     base["seed"] = cell.seed
     calibration: list[dict[str, Any]] = []
@@ -243,6 +253,7 @@ def run_cell(spec: CellSpec) -> CellResult:
             error=_one_line(e),
             seconds=time.perf_counter() - t0,
             worker=worker,
+            cpu_seconds=time.process_time() - c0,
             calibration=calibration,
         )
     finally:
@@ -265,9 +276,14 @@ def run_cell(spec: CellSpec) -> CellResult:
         for t in trials
     ]
     return CellResult(
-        cell, "ok", seconds=time.perf_counter() - t0, worker=worker, evaluations=rows,
+        cell,
+        "ok",
+        seconds=time.perf_counter() - t0,
+        worker=worker,
+        cpu_seconds=time.process_time() - c0,
+        evaluations=rows,
         calibration=calibration,
-    )  # fmt: skip
+    )
 
 
 def _one_line(e: BaseException) -> str:
@@ -455,6 +471,7 @@ class _Store:
             "error": result.error,
             "n_evaluations": len(result.evaluations),
             "seconds": result.seconds,
+            "cpu_seconds": result.cpu_seconds,
             "worker": result.worker,
             "finished_at": time.time(),
         }
@@ -521,7 +538,7 @@ def load_results(out_dir: str | Path) -> dict[str, Any]:
     cells = pd.DataFrame(_read_csv(out / "cells.csv", CELL_FIELDS), columns=CELL_FIELDS)
     cells = cells[cells["status"].isin(["ok", "failed"])].copy()
     cells["seed"] = cells["seed"].astype(int)
-    for col in ("n_evaluations", "seconds", "finished_at"):
+    for col in ("n_evaluations", "seconds", "cpu_seconds", "finished_at"):
         cells[col] = pd.to_numeric(cells[col], errors="coerce")
     cells = cells.drop_duplicates(CELL_KEYS, keep="last")
     done = set(map(tuple, cells[CELL_KEYS].itertuples(index=False, name=None)))

@@ -60,7 +60,10 @@ def _cell_result(problem, surrogate, acquisition, seed, final) -> CellResult:
                     "coverage": 0.9 if surrogate == "a" else 0.5, "rmse": 0.3, "scale": 1.0,
                 }
             )  # fmt: skip
-    return CellResult(Cell(problem, surrogate, acquisition, seed), "ok", "", 1.0, "w", rows, cal)
+    return CellResult(
+        Cell(problem, surrogate, acquisition, seed), "ok", seconds=1.0, worker="w",
+        cpu_seconds=0.9, evaluations=rows, calibration=cal,
+    )  # fmt: skip
 
 
 def make_results(out: Path, failed_cell: bool = True) -> Path:
