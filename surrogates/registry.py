@@ -29,7 +29,6 @@ SURROGATES: dict[str, type[Surrogate]] = {}
 _MODULES: dict[str, str] = {
     "gp": "surrogates.gp",
     "ibnn": "surrogates.ibnn",
-    "ibnn-t": "surrogates.ibnn",
     "dkl": "surrogates.dkl",
     "ensemble": "surrogates.ensemble",
     "hmc": "surrogates.hmc",
