@@ -716,7 +716,18 @@ def run_grid(
                     c = in_flight.pop(fut)
                     try:
                         result = fut.result()
-                    except Exception as e:  # the worker itself died (not the cell's own error)
+                    except cf.BrokenExecutor as e:
+                        # a local worker process died: every cell in flight is lost with it and
+                        # none of them can be blamed, so none is recorded; a rerun resumes
+                        running = ", ".join(str(x) for x in in_flight.values()) or "-"
+                        raise CompareError(
+                            f"a worker process died ({type(e).__name__}) while running {c}"
+                            f" (also in flight: {running}); finished cells are saved in {out},"
+                            " run the same command again to continue"
+                        ) from None
+                    except cf.CancelledError:
+                        continue
+                    except Exception as e:  # e.g. Dask gave up on a cell that killed workers
                         result = CellResult(c, "failed", error=_one_line(e))
                     finish(result)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import csv
 import json
 import os
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
@@ -180,6 +182,31 @@ def test_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path, monkeypatch):
     assert [r.cell.seed for r in seen] == [0] and seen[0].status == "ok"
     res = load_results(out)
     assert list(res["cells"]["status"]) == ["ok", "ok"] and len(res["evaluations"]) == 8
+
+
+class _DyingPool(cf.Executor):
+    """Runs the first cell, then behaves like a pool whose worker process was killed."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        fut: cf.Future = cf.Future()
+        self.n += 1
+        if self.n == 1:
+            fut.set_result(fn(*args, **kwargs))
+        else:
+            fut.set_exception(BrokenProcessPool("a child process terminated abruptly"))
+        return fut
+
+
+def test_dead_worker_process_is_not_blamed_on_a_cell(tmp_path):
+    out = tmp_path / "g"
+    config = tiny(acquisitions=["random"])
+    with pytest.raises(cmp.CompareError, match=r"worker process died .* run the same command"):
+        run_grid(config, out, executor=_DyingPool())
+    assert [r["status"] for r in ledger(out)] == ["ok"]  # the lost cell is not recorded
+    assert run_grid(config, out).ok == 1
 
 
 def test_incompatible_pair_fails_its_cells_without_running(tmp_path, monkeypatch):
