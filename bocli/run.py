@@ -41,6 +41,7 @@ TRIAL_FIELDS = [
     "eval_seconds",
     "error",
     "finished_at",
+    "diagnostics",  # the surrogate's fit diagnostics as JSON (absent in older files)
 ]
 
 
@@ -130,12 +131,17 @@ class _TrialLog:
         if not path.exists() or path.stat().st_size == 0:
             with path.open("w", newline="", encoding="utf-8") as f:
                 csv.writer(f).writerow(self.fields)
+        else:  # resuming: keep the file's own columns (an older file may lack newer ones)
+            with path.open(newline="", encoding="utf-8") as f:
+                self.fields = next(csv.reader(f), self.fields)
 
     def append(self, t: Trial) -> None:
         row = {
             **{k: _fmt(v) for k, v in t.params.items()},
-            **{k: _fmt(getattr(t, k)) for k in TRIAL_FIELDS},
+            **{k: _fmt(getattr(t, k)) for k in TRIAL_FIELDS if k != "diagnostics"},
         }
+        diagnostics = t.extra.get("diagnostics")
+        row["diagnostics"] = json.dumps(diagnostics, default=str) if diagnostics else ""
         with self.path.open("a", newline="", encoding="utf-8") as f:
             csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore").writerow(row)
             f.flush()
@@ -177,6 +183,11 @@ def load_trials(out_dir: Path, problem: Problem) -> list[Trial]:
                     eval_seconds=num("eval_seconds") or 0.0,
                     error=row.get("error", ""),
                     finished_at=num("finished_at") or 0.0,
+                    extra=(
+                        {"diagnostics": json.loads(row["diagnostics"])}
+                        if row.get("diagnostics")
+                        else {}
+                    ),
                 )
             )
         except (KeyError, ValueError) as e:
