@@ -153,7 +153,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "surrogates": ["gp", "ibnn", "ensemble"],
         "acquisitions": ["ei"],
         "seeds": 3,
-        "budget": 25,
+        "budget": 16,
         "n_init": 8,
     },
 }
