@@ -1,0 +1,250 @@
+"""Fully Bayesian neural network: NUTS (numpyro/JAX) over an MLP's weights, evaluated in torch.
+
+The sampler (``surrogates/_numpyro_bnn.py``) draws the weights, the prior scale (fixed or inferred)
+and the observation noise; the kept draws become the members of a ``SampleEnsembleModel``
+(``surrogates/ensemble_model.py``). All members are evaluated at once by batched matrix products, so
+the posterior is differentiable in ``X`` and every MC acquisition, knowledge gradient (member
+reweighting) and the ensemble entropy searches work with it.
+
+Each fit records sampler diagnostics in ``self.diagnostics``: divergences, the largest split r-hat
+and the smallest effective sample size. They are computed in function space (the network's outputs
+at the training inputs) plus the noise and prior scale: raw weights are not identifiable (hidden
+units can be permuted and sign-flipped), so their r-hat says nothing about the predictive. A fit that
+diverges often or mixes poorly gets a one-line ``warning`` naming the setting to change.
+
+JAX runs on the GPU when a CUDA-enabled JAX is installed, otherwise on the CPU; it is imported in
+``fit`` only. Measured defaults (width 32, depth 2, 200 warm-up + 200 draws, tree depth <= 6, thinning
+4 -> 50 members): see ``benchmarks/bench_hmc.py`` for suggest times.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from botorch.models.model import Model
+from torch import Tensor
+
+from surrogates.base import Surrogate
+from surrogates.ensemble_model import SampleEnsembleModel
+from surrogates.registry import register_surrogate
+
+__all__ = ["HMCBNN", "bnn_forward", "sampler_diagnostics"]
+
+log = logging.getLogger(__name__)
+
+# a fit warns when more than this share of post-warm-up transitions diverged ...
+DIVERGENCE_WARN_FRACTION = 0.01
+# ... or when the sampler has clearly not mixed
+RHAT_WARN = 1.1
+ESS_WARN = 10.0
+
+_TORCH_ACTIVATIONS = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "elu": torch.nn.functional.elu,
+    "silu": torch.nn.functional.silu,
+}
+
+
+def bnn_forward(X: Tensor, layers: Sequence[tuple[Tensor, Tensor]], activation: str) -> Tensor:
+    """Evaluate all posterior draws at once.
+
+    Args:
+        X: ``batch x n x d`` inputs in the unit cube (any number of batch dimensions, or none).
+        layers: Per layer ``(W, b)`` with ``W: s x fan_in x fan_out`` and ``b: s x fan_out``.
+        activation: Hidden activation (``tanh``, ``relu``, ``elu``, ``silu``).
+
+    Returns:
+        ``batch x s x n`` network outputs, differentiable in ``X``.
+    """
+    act = _TORCH_ACTIVATIONS[activation]
+    h = (2.0 * X - 1.0).unsqueeze(-3)  # batch x 1 x n x d: broadcast over the s draws
+    for i, (W, b) in enumerate(layers):
+        h = h @ W + b.unsqueeze(-2)
+        if i < len(layers) - 1:
+            h = act(h)
+    return h.squeeze(-1)
+
+
+def sampler_diagnostics(samples: Any, num_samples: int) -> dict[str, Any]:
+    """Divergences, split r-hat and ESS of one posterior run (see the module docstring).
+
+    Args:
+        samples: A ``BNNSamples`` from ``sample_posterior``.
+        num_samples: Post-warm-up transitions per chain (before thinning).
+
+    Returns:
+        A JSON-able dict: ``divergences``, ``r_hat_max``, ``ess_min`` (over all post-warm-up draws,
+        before thinning), ``num_samples`` (members kept) and sampler statistics.
+    """
+    from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
+
+    chains, kept = samples.noise_var.shape
+    quantities = [samples.f_train, samples.log_noise_all[..., None]]
+    if np.ptp(samples.log_scale_all) > 0:
+        quantities.append(samples.log_scale_all[..., None])
+    x = np.concatenate(quantities, axis=-1)  # chains x draws x k, every post-warm-up draw
+    r_hat = ess = None  # too few draws to split (JSON-clean: never NaN)
+    if x.shape[1] >= 4:
+        with np.errstate(all="ignore"):
+            r = split_gelman_rubin(x)
+            e = effective_sample_size(x)
+        # a constant quantity (e.g. a padded-out output) has r-hat NaN: ignore it
+        r_hat = float(np.max(r[np.isfinite(r)])) if np.isfinite(r).any() else None
+        ess = float(np.min(e[np.isfinite(e)])) if np.isfinite(e).any() else None
+    return {
+        "divergences": int(samples.diverging.sum()),
+        "transitions": int(num_samples * chains),
+        "r_hat_max": r_hat,
+        "ess_min": ess,
+        "num_samples": int(chains * kept),
+        "num_chains": int(chains),
+        "accept_prob": samples.accept_prob,
+        "mean_tree_steps": samples.num_steps,
+        "step_size": float(np.mean(samples.step_size)),
+        "noise_var_median": float(np.median(samples.noise_var)),
+        "prior_scale_median": float(np.median(samples.prior_scale)),
+        "sample_seconds": round(samples.seconds, 3),
+        "compiled": bool(samples.compiled),
+        "backend": samples.backend,
+    }
+
+
+@register_surrogate("hmc")
+@dataclass
+class HMCBNN(Surrogate):
+    """Bayesian MLP sampled with NUTS; the kept draws form a mixture posterior.
+
+    Settings: ``width``/``depth``/``activation`` of the network; ``prior_scale`` of the Gaussian
+    weight prior (None: inferred under a log-normal hyperprior); ``num_warmup``, ``num_samples``,
+    ``thinning`` (members = num_chains * num_samples // thinning), ``num_chains``,
+    ``target_accept`` and ``max_tree_depth`` of NUTS; ``map_steps`` of Adam towards a mode before
+    NUTS starts; ``min_noise`` (noise-variance floor); ``seed``.
+    """
+
+    description = "Bayesian MLP, weights sampled with numpyro NUTS (JAX), mixture posterior"
+    capabilities = frozenset({"fantasize", "condition", "members"})
+
+    width: int = 32
+    depth: int = 2
+    activation: str = "tanh"
+    prior_scale: float | None = None
+    num_warmup: int = 200
+    num_samples: int = 200
+    thinning: int = 4
+    num_chains: int = 1
+    target_accept: float = 0.8
+    max_tree_depth: int = 6
+    map_steps: int = 300
+    min_noise: float = 1e-4
+    seed: int = 0
+    diagnostics: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from surrogates._numpyro_bnn import ACTIVATIONS
+
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}")
+        for name in ("width", "depth", "num_samples", "thinning", "num_chains", "max_tree_depth"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.num_warmup < 0 or self.map_steps < 0:
+            raise ValueError("num_warmup and map_steps must be >= 0")
+        if self.thinning > self.num_samples:
+            raise ValueError("thinning must not exceed num_samples")
+        if not 0.0 < self.target_accept < 1.0:
+            raise ValueError("target_accept must be in (0, 1)")
+        if self.prior_scale is not None and not self.prior_scale > 0:
+            raise ValueError("prior_scale must be positive (or None to infer it)")
+        if not self.min_noise > 0:
+            raise ValueError("min_noise must be positive")
+
+    def _config(self, d: int) -> Any:
+        from surrogates._numpyro_bnn import BNNConfig
+
+        return BNNConfig(
+            d=d,
+            width=self.width,
+            depth=self.depth,
+            activation=self.activation,
+            infer_scale=self.prior_scale is None,
+            num_warmup=self.num_warmup,
+            num_samples=self.num_samples,
+            num_chains=self.num_chains,
+            target_accept=self.target_accept,
+            max_tree_depth=self.max_tree_depth,
+            map_steps=self.map_steps,
+            min_noise=self.min_noise,
+        )
+
+    def fit(self, train_X: Tensor, train_Y: Tensor, cat_dims: Sequence[int] = ()) -> Model:
+        # categorical columns are fed as their ordinal codes: the network can still split on them
+        from surrogates._numpyro_bnn import sample_posterior
+
+        X = train_X.detach().cpu().double().numpy()
+        y = train_Y.detach().cpu().double().numpy().reshape(-1)
+        # the engine seeds torch per proposal: derive the sampler's seed from it and ours
+        step = int(torch.randint(0, 2**31 - 1, (1,)).item())
+        samples = sample_posterior(
+            X,
+            y,
+            self._config(X.shape[1]),
+            prior_scale=1.0 if self.prior_scale is None else float(self.prior_scale),
+            thinning=self.thinning,
+            seed=(self.seed * 1_000_003 + step) % 2**31,
+        )
+        self.diagnostics = sampler_diagnostics(samples, self.num_samples)
+        warning = self._warning(self.diagnostics)
+        if warning:
+            self.diagnostics["warning"] = warning
+            log.info("hmc: %s", warning)
+
+        tkw = {"dtype": train_X.dtype, "device": train_X.device}
+        layers = [
+            (
+                torch.as_tensor(W.reshape(-1, *W.shape[2:]), **tkw),
+                torch.as_tensor(b.reshape(-1, *b.shape[2:]), **tkw),
+            )
+            for W, b in samples.weights
+        ]
+        noise_var = torch.as_tensor(samples.noise_var.reshape(-1), **tkw)
+        activation = self.activation
+
+        def forward_fn(X: Tensor) -> Tensor:
+            return bnn_forward(X, layers, activation)
+
+        return SampleEnsembleModel(forward_fn, len(noise_var), noise_var, train_X, train_Y)
+
+    def _warning(self, diag: dict[str, Any]) -> str:
+        """One line naming the setting to change, or "" for a healthy fit."""
+        problems, fixes = [], []
+        div, total = diag["divergences"], diag["transitions"]
+        if div > DIVERGENCE_WARN_FRACTION * total:
+            problems.append(f"{div} of {total} NUTS transitions diverged")
+            if self.target_accept < 0.95:
+                fixes.append("target_accept=0.95")
+            elif self.target_accept < 0.99:
+                fixes.append("target_accept=0.99")
+            else:
+                fixes.append(f"num_warmup={2 * self.num_warmup}")
+        r_hat, ess = diag["r_hat_max"], diag["ess_min"]
+        if (r_hat is not None and r_hat > RHAT_WARN) or (ess is not None and ess < ESS_WARN):
+            problems.append(
+                f"poor mixing (r-hat {r_hat or math.nan:.2f}, ESS {ess or math.nan:.0f})"
+            )
+            if diag["mean_tree_steps"] >= 0.9 * (2**self.max_tree_depth - 1):
+                fixes.append(f"max_tree_depth={self.max_tree_depth + 2}")
+            fixes.append(f"num_warmup={2 * self.num_warmup}")
+            fixes.append(f"num_samples={2 * self.num_samples}")
+        if not problems:
+            return ""
+        seen = list(dict.fromkeys(fixes))
+        return f"hmc: {'; '.join(problems)}; try " + " ".join(
+            f"--surrogate-option {f}" for f in seen
+        )
