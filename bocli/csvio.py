@@ -290,10 +290,10 @@ def _parse_row(
     decimal_comma: bool,
 ) -> CsvRow | None:
     label = table.label
-    before = len(table.problems)
+    found: list[tuple[int, str]] = []  # (column position, message): reported in column order
 
     def problem(column: str, msg: str) -> None:
-        table.problems.append(f"{label}: row {row_no}, column '{column}': {msg}")
+        found.append((columns.index(column), f"{label}: row {row_no}, column '{column}': {msg}"))
 
     if len(cells) > len(columns) and any(c.strip() for c in cells[len(columns) :]):
         table.problems.append(
@@ -336,7 +336,7 @@ def _parse_row(
                     "or set status to failed",
                 )
         elif status in ("failed", "abandoned", "pending"):
-            problem(obj, f"a {status} row must leave '{obj}' empty (got {raw_value})")
+            problem(obj, f"{_a(status)} row must leave '{obj}' empty (got {raw_value})")
         else:
             value = num
     if status == "complete" and not raw_value:
@@ -344,7 +344,7 @@ def _parse_row(
     if value is not None and status is None:
         status = "complete"
     if trial_id is None and status in ("abandoned", "pending"):
-        problem("status", f"a {status} row needs a trial_id")
+        problem("status", f"{_a(status)} row needs a trial_id")
 
     params: dict[str, Any] | None = {}
     for p in space.parameters:
@@ -361,8 +361,8 @@ def _parse_row(
             continue
         if params is not None:
             params[p.name] = v
-    ok = len(table.problems) == before
-    return CsvRow(row_no, trial_id, params, value, status, ok)
+    table.problems.extend(msg for _, msg in sorted(found, key=lambda f: f[0]))
+    return CsvRow(row_no, trial_id, params, value, status, ok=not found)
 
 
 def _param_value(p: Any, raw: str, decimal_comma: bool) -> Any:
@@ -384,7 +384,8 @@ def _param_value(p: Any, raw: str, decimal_comma: bool) -> Any:
         raise SpaceError(f"{raw!r} is not a number{_comma_hint(raw, decimal_comma)}")
     if not math.isfinite(num):
         raise SpaceError(f"{raw!r} is not a finite number")
-    return p.validate(num)
+    # whole numbers as ints, so a message reads "95 is outside [20, 80]" as the user typed it
+    return p.validate(int(num) if num.is_integer() and abs(num) < 1e15 else num)
 
 
 def _strip_param_prefix(msg: str, name: str) -> str:
@@ -462,3 +463,8 @@ def write_csv(path: str | Path, text: str) -> None:
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise UserError(f"{path}: cannot write ({e.strerror or e})") from None
+
+
+def _a(word: str | None) -> str:
+    """``word`` with its indefinite article ("an abandoned", "a failed")."""
+    return f"{'an' if (word or ' ')[0] in 'aeiou' else 'a'} {word}"

@@ -158,7 +158,9 @@ def ask(
     if q < 1:
         raise UserError(f"-n must be at least 1, got {q}")
     if suggest_fn is None:
-        from bocli.engine import suggest as suggest_fn
+        from bocli.engine import suggest
+
+        suggest_fn = suggest
     with StudyStorage.open(path) as st:
         s = st.settings
         space = s.space
@@ -339,7 +341,7 @@ def tell_value(
     if value is not None and not math.isfinite(value):
         raise UserError(f"--value: {value} is not a result; use --status failed")
     if value is not None and status in ("failed", "abandoned"):
-        raise UserError(f"--value: a {status} trial has no value; give one or the other")
+        raise UserError(f"--value: {status} trials have no value; give one or the other")
     if status == "complete" and value is None:
         raise UserError("--status complete needs --value")
     with StudyStorage.open(path) as st:

@@ -82,7 +82,7 @@ def test_empty_objective_without_status_is_no_news() -> None:
         ),
         (
             HEADER + "\n0,95,0.1,2,water,1\n",
-            "batch.csv: row 2, column 'temperature': 95.0 is outside [20, 80]",
+            "batch.csv: row 2, column 'temperature': 95 is outside [20, 80]",
         ),
         (
             HEADER + "\n0,50,0.1,2.5,water,1\n",
@@ -90,7 +90,7 @@ def test_empty_objective_without_status_is_no_news() -> None:
         ),
         (
             HEADER + "\n0,50,0.1,0,water,1\n",
-            "batch.csv: row 2, column 'cycles': 0.0 is outside [1, 10]",
+            "batch.csv: row 2, column 'cycles': 0 is outside [1, 10]",
         ),
         (
             HEADER + "\n0,50,0.1,2,watr,1\n",
@@ -147,7 +147,7 @@ def test_empty_objective_without_status_is_no_news() -> None:
         ),
         (
             HEADER + ",status\n,50,0.1,2,water,,abandoned\n",
-            "batch.csv: row 2, column 'status': a abandoned row needs a trial_id",
+            "batch.csv: row 2, column 'status': an abandoned row needs a trial_id",
         ),
         (HEADER + '\n0,"1,5",0.1,2,water,1\n', "use a decimal point, or save the file with ';'"),
         ('trial_id,temperature\n0,"unterminated\n', "batch.csv: row 2: not valid CSV"),
@@ -166,7 +166,11 @@ def test_each_problem_names_file_row_and_column(text: str | bytes, expected: str
 
 def test_every_problem_is_reported_at_once() -> None:
     msgs = problems(HEADER + "\n0,95,0.1,2,water,1\n1,50,0.1,2,wine,x\n")
-    assert len(msgs) == 3
+    assert [m.split(":")[1] for m in msgs] == [
+        " row 2, column 'temperature'",
+        " row 3, column 'solvent'",
+        " row 3, column 'yield'",
+    ]  # in row, then column order
     err = CsvError(msgs)
     assert str(err).splitlines()[-1] == "3 problems; nothing was recorded"
     many = CsvError([f"p{i}" for i in range(25)])
