@@ -14,10 +14,14 @@ dtype. The engine maximizes, so ``train_Y`` is already sign-flipped for minimiza
 ``rsample``). Acquisitions state what they require (see ``bocli/acquisition.py``); a pair is usable
 iff the requirements are a subset of the capabilities. Acquisitions never look at surrogate types.
 
-- ``fantasize``: ``model.fantasize(X, sampler)`` gives a batched fantasy model (knowledge gradient).
+- ``fantasize``: ``model.fantasize(X, sampler)`` gives a batched fantasy model (knowledge gradient;
+  max-value entropy search uses it for pending points).
 - ``gaussian``: ``posterior(X)`` is a multivariate normal with a full covariance over ``q`` points
-  (max-value entropy with q > 1 / pending points, GIBBON q > 1).
+  (GIBBON).
 - ``condition``: ``condition_on_observations`` works (joint entropy search).
+- ``members``: the posterior is a weighted finite set of functions (an ``EnsemblePosterior``, see
+  ``surrogates/ensemble_model.py``): each member is one function draw, its optimum one optimal
+  sample (Thompson sampling, max-value and joint entropy search read them).
 
 Constructors store settings; ``fit`` learns (scikit-learn's rule): never mutate settings in ``fit``.
 ``fit`` may set ``self.diagnostics`` (a JSON-able dict, e.g. divergences) describing the last fit.
