@@ -158,8 +158,12 @@ def ask(
     if q < 1:
         raise UserError(f"-n must be at least 1, got {q}")
     if suggest_fn is None:
-        from bocli.engine import suggest
+        from bocli.engine import resolve_device, suggest
 
+        try:
+            resolve_device(device)
+        except ValueError as e:
+            raise UserError(str(e)) from None
         suggest_fn = suggest
     with StudyStorage.open(path) as st:
         s = st.settings
