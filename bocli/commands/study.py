@@ -186,7 +186,10 @@ def _render_trials(study: str, trials: list[Any], fmt: str) -> str:
         space = st.settings.space
     obj = space.objective.name
     if fmt == "json":
-        items = [{"trial_id": t.trial_id, "params": t.params} for t in trials]
+        items = [
+            {"trial_id": t.trial_id, "params": t.params, "proposed_by": t.proposed_by}
+            for t in trials
+        ]
         return json.dumps(items, indent=2) + "\n"
     rows = [{"trial_id": t.trial_id, **t.params, obj: None} for t in trials]
     if fmt == "csv":

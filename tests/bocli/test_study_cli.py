@@ -148,6 +148,7 @@ def test_ask_writes_csv_and_continues_the_sobol_design(study: Path, tmp_path: Pa
 def test_ask_formats_json_and_table(study: Path) -> None:
     items = json.loads(run("ask", study, "--format", "json").stdout)
     assert items[0]["trial_id"] == 0 and set(items[0]["params"]) == set(SPACE.names)
+    assert items[0]["proposed_by"] == "sobol"
     table = run("ask", study, "--format", "table").stdout
     assert "trial_id" in table and "temperature" in table
     csv_out = run("ask", study).stdout
