@@ -125,7 +125,7 @@ def predictive_moments(model: Model, X: np.ndarray, chunk: int = 128) -> tuple[n
     with torch.no_grad():
         for i in range(0, len(X), chunk):
             Xt = torch.as_tensor(X[i : i + chunk], **tkw)
-            post = model.posterior(Xt)
+            post: Any = model.posterior(Xt)
             if isinstance(post, GaussianMixturePosterior):
                 m, v = post.mixture_mean, post.mixture_variance
             else:

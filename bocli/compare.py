@@ -212,8 +212,12 @@ def run_cell(spec: CellSpec) -> CellResult:
     cell = spec.cell
     worker = f"{socket.gethostname()}:{os.getpid()}"
     t0, c0 = time.perf_counter(), time.process_time()
-    base = {"problem": cell.problem, "surrogate": cell.surrogate, "acquisition": cell.acquisition}
-    base["seed"] = cell.seed
+    base: dict[str, Any] = {
+        "problem": cell.problem,
+        "surrogate": cell.surrogate,
+        "acquisition": cell.acquisition,
+        "seed": cell.seed,
+    }
     calibration: list[dict[str, Any]] = []
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, spec.threads))  # same arithmetic in every executor

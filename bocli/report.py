@@ -322,7 +322,9 @@ code,pre{background:#f6f6f6;padding:.1em .3em;font-size:.9em}pre{padding:.6em;ov
 
 
 def _table_html(
-    head: list[str], rows: list[list[str]], best: set[tuple[int, int]] = frozenset()
+    head: list[str],
+    rows: list[list[str]],
+    best: frozenset[tuple[int, int]] | set[tuple[int, int]] = frozenset(),
 ) -> str:
     e = html.escape
     out = ["<table><thead><tr>", *[f"<th>{e(h)}</th>" for h in head], "</tr></thead><tbody>"]

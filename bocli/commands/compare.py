@@ -227,7 +227,7 @@ def _reconstruct(ctx: click.Context) -> list[str]:
         if param.is_flag:
             args.append(opt)
         else:
-            for item in value if param.multiple else (value,):
+            for item in value if param.multiple and value else (value,):
                 args += [opt, str(item)]
     return args
 
