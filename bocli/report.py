@@ -300,7 +300,9 @@ def _timing_figure(timing: pd.DataFrame, colors: dict) -> str:
         ax.set_xlabel("seconds per iteration")
         ax.set_title(p)
         ax.grid(True, axis="x", alpha=0.25)
-    axes[0][0].legend(fontsize=8, frameon=False)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, 0.0))  # fmt: skip
     fig.tight_layout()
     return _png(fig)
 
@@ -344,13 +346,23 @@ def build_report(results: dict[str, Any]) -> dict[str, Any]:
     problems = [p for p in meta.get("config", {}).get("problems", []) if p in set(cells["problem"])]
     problems += [p for p in dict.fromkeys(cells["problem"]) if p not in problems]
     final = final_table(ev, cells, meta)
+    methods = list(dict.fromkeys(_with_method(cells)[METHOD])) if len(cells) else []
     return {
         "problems": problems,
         "final": final,
         "ranks": rank_table(final, meta) if len(final) else None,
-        "timing": timing_table(ev) if len(ev) else None,
-        "calibration": calibration_table(results["calibration"]),
+        "timing": _in_order(timing_table(ev), problems, methods) if len(ev) else None,
+        "calibration": _in_order(calibration_table(results["calibration"]), problems, methods),
     }
+
+
+def _in_order(df: pd.DataFrame, problems: list[str], methods: list[str]) -> pd.DataFrame:
+    """Rows in the grid's order: problems as given, methods as first run."""
+    if df.empty:
+        return df
+    key = df["problem"].map({p: i for i, p in enumerate(problems)}) * (len(methods) + 1)
+    key = key + df[METHOD].map({m: i for i, m in enumerate(methods)})
+    return df.iloc[np.argsort(key.to_numpy(), kind="stable")].reset_index(drop=True)
 
 
 def write_report(results: dict[str, Any], path: str | Path | None, fmt: str = "html") -> str:
