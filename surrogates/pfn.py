@@ -11,6 +11,11 @@ botorch model gives, per query point:
   points of a joint sample are independent given the context (an approximation for q > 1);
 - ``fantasize`` by appending fantasy points to the context (a batch of contexts), for ``kg``.
 
+With ``power_transform`` (default), the outcomes are Yeo-Johnson transformed and re-standardized
+before they become the context, as in PFNs4BO. The posterior then lives in that transformed space: a
+monotone map, so quantile-based UCB and Thompson-sampling rankings are unchanged; closed-form EI maps
+the incumbent ``best_f`` into it (EI in the transformed space, as PFNs4BO scores it).
+
 The predictive distribution is that of a *noisy* observation (the prior's targets are noisy); the
 ``observation_noise`` flag of ``posterior`` is accepted and ignored.
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -70,7 +76,15 @@ class PFNPosterior(Posterior):
             ``y = loc + scale * z``.
     """
 
-    def __init__(self, logits: Tensor, borders: Tensor, loc: Tensor, scale: Tensor) -> None:
+    def __init__(
+        self,
+        logits: Tensor,
+        borders: Tensor,
+        loc: Tensor,
+        scale: Tensor,
+        incumbent_map: YeoJohnson | None = None,
+    ) -> None:
+        self.incumbent_map = incumbent_map
         self.logits = logits
         self.borders = borders.to(device=logits.device, dtype=logits.dtype)
         shape = logits.shape[:-1]
@@ -134,7 +148,12 @@ class PFNPosterior(Posterior):
 
     # --- closed-form acquisitions (maximization), ``batch x q`` --------------------------------
     def log_expected_improvement(self, best_f: Tensor | float) -> Tensor:
-        """Stable log E[max(Y - best_f, 0)]."""
+        """Stable log E[max(Y - best_f, 0)]. With a power transform, ``best_f`` is given in the
+        engine's units and mapped into the model's (PFNs4BO: EI in the transformed space)."""
+        if self.incumbent_map is not None:
+            best_f = self.incumbent_map(
+                torch.as_tensor(best_f, dtype=self.dtype, device=self.device)
+            )
         return self.scale.log() + bar.log_expected_improvement(
             self.borders, self.logits, self._z(best_f)
         )
@@ -191,8 +210,15 @@ class PFNModel(Model):
     closed_form_ei = True
     _num_outputs = 1
 
-    def __init__(self, net: PFNTransformer, train_X: Tensor, train_Y: Tensor) -> None:
+    def __init__(
+        self,
+        net: PFNTransformer,
+        train_X: Tensor,
+        train_Y: Tensor,
+        y_transform: YeoJohnson | None = None,
+    ) -> None:
         super().__init__()
+        self.y_transform = y_transform
         # not a registered submodule: acquisitions call ``.to(X)`` on the model, which must not cast
         # the shared float32 network
         object.__setattr__(self, "net", net)
@@ -253,7 +279,7 @@ class PFNModel(Model):
             logits = self.net.query(kvs, Xs, self._d).reshape(*S, q, -1)
             loc = self.loc.view(*C, 1).expand(*S, 1)
             scale = self.scale.view(*C, 1).expand(*S, 1)
-        return PFNPosterior(logits.to(X.dtype), self.net.borders, loc, scale)
+        return PFNPosterior(logits.to(X.dtype), self.net.borders, loc, scale, self.y_transform)
 
     def fantasize(
         self, X: Tensor, sampler: MCSampler, observation_noise: Tensor | None = None, **kwargs: Any
@@ -273,7 +299,7 @@ class PFNModel(Model):
         base_Y = self.train_targets.unsqueeze(-1).expand(*nf, *S, n, 1)
         new_X = torch.cat([base_X, X.expand(*nf, *S, *X.shape[-2:])], dim=-2)
         new_Y = torch.cat([base_Y, Y_f], dim=-2)
-        return PFNModel(self.net, new_X, new_Y)
+        return PFNModel(self.net, new_X, new_Y, self.y_transform)
 
 
 # ----- surrogate ----------------------------------------------------------------------------------------
@@ -295,6 +321,7 @@ class PFN(Surrogate):
 
     checkpoint: str | None = None
     context: str = "subsample"
+    power_transform: bool = True
     diagnostics: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -333,7 +360,57 @@ class PFN(Surrogate):
             warnings.warn(msg, PFNContextWarning, stacklevel=2)
         if train_X.device != net.borders.device:
             net = copy.deepcopy(net).to(train_X.device)
-        return PFNModel(net, train_X, train_Y)
+        y_map = None
+        if self.power_transform:
+            y_map = YeoJohnson.fit(train_Y.squeeze(-1))
+            train_Y = y_map(train_Y)
+            self.diagnostics["yeo_johnson_lambda"] = y_map.lmbda
+        return PFNModel(net, train_X, train_Y, y_map)
+
+
+@dataclass(frozen=True)
+class YeoJohnson:
+    """A Yeo-Johnson power transform followed by standardization (as PFNs4BO applies to y)."""
+
+    lmbda: float
+    mean: float
+    std: float
+
+    @classmethod
+    def fit(cls, y: Tensor) -> YeoJohnson:
+        """Maximum-likelihood ``lambda`` on ``n`` outcomes (identity if the fit fails)."""
+        import numpy as np
+        from scipy import stats
+
+        v = y.detach().cpu().double().numpy()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                lmbda = float(np.clip(stats.yeojohnson_normmax(v), -2.0, 4.0))
+        except (ValueError, FloatingPointError, RuntimeError):
+            lmbda = 1.0
+        if not np.isfinite(lmbda):
+            lmbda = 1.0
+        t = cls._raw(torch.as_tensor(v), lmbda)
+        std = float(t.std()) if t.numel() > 1 else 1.0
+        if not math.isfinite(std) or std < 1e-12:
+            return cls(1.0, float(v.mean()), float(v.std()) if float(v.std()) > 1e-12 else 1.0)
+        return cls(lmbda, float(t.mean()), std)
+
+    @staticmethod
+    def _raw(y: Tensor, lmbda: float) -> Tensor:
+        pos = y >= 0
+        yp, yn = y.clamp_min(0), y.clamp_max(0)
+        tp = torch.log1p(yp) if abs(lmbda) < 1e-08 else ((1 + yp) ** lmbda - 1) / lmbda
+        if abs(lmbda - 2) < 1e-8:
+            tn = -torch.log1p(-yn)
+        else:
+            tn = -((1 - yn) ** (2 - lmbda) - 1) / (2 - lmbda)
+        return torch.where(pos, tp, tn)
+
+    def __call__(self, y: Tensor) -> Tensor:
+        """Transform (any shape, differentiable)."""
+        return (self._raw(y, self.lmbda) - self.mean) / self.std
 
 
 def subsample_context(y: Tensor, size: int) -> Tensor:
