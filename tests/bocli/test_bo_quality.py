@@ -29,7 +29,9 @@ def test_gp_ei_solves_branin_in_30_evaluations():
 
 @pytest.fixture(scope="module")
 def random_hartmann6() -> float:
-    return float(np.median(_final_regret("hartmann6", acquisition="random", budget=24, n_init=10, batch=2)))
+    return float(
+        np.median(_final_regret("hartmann6", acquisition="random", budget=24, n_init=10, batch=2))
+    )
 
 
 @pytest.mark.parametrize("acquisition", ["ei", "ucb", "kg", "mes", "gibbon", "jes", "ts"])
