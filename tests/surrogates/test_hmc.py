@@ -136,8 +136,8 @@ def test_divergences_warn_naming_the_setting_to_change() -> None:
 
     stuck = np.cumsum(rng.standard_normal((1, 200, 5)), axis=1)  # a random walk: not mixed
     diag = sampler_diagnostics(_fake_samples(0, stuck), num_samples=200)
-    assert diag["r_hat_max"] > 1.5
-    assert "num_samples=400" in HMCBNN()._warning(diag)
+    assert diag["r_hat_max"] > 1.5 and diag["ess_min"] < 20  # recorded, but no warning
+    assert HMCBNN()._warning(diag) == ""
 
 
 def test_trials_csv_keeps_diagnostics_and_reads_old_files(tmp_path) -> None:
