@@ -47,14 +47,13 @@ def init_batched_mlp(
 
 
 def batched_mlp(X: Tensor, layers: Sequence[tuple[Tensor, Tensor]]) -> Tensor:
-    """All members at once: ``batch x n x d`` (or ``batch x s x n x d``) -> ``batch x s x n``.
+    """All members at once: ``batch x n x d`` (batch optional) -> ``batch x s x n``.
 
     Inputs in the unit cube are centred to ``[-1, 1]``; hidden layers use tanh (smooth members give
-    the acquisition optimizer useful gradients).
+    the acquisition optimizer useful gradients). The member dimension is always inserted: guessing
+    it from the shape would mistake a t-batch of size ``s`` for the members.
     """
-    h = 2.0 * X - 1.0
-    if h.ndim < 3 or h.shape[-3] != layers[0][0].shape[0]:
-        h = h.unsqueeze(-3)  # batch x 1 x n x d, broadcast over members
+    h = (2.0 * X - 1.0).unsqueeze(-3)  # batch x 1 x n x d, broadcast over members
     for i, (W, b) in enumerate(layers):
         h = h @ W + b
         if i < len(layers) - 1:
