@@ -22,10 +22,13 @@ from surrogates.pfn_net.train import evaluate_vs_gp
 
 DT = torch.float64
 
-# Stated margin: on datasets drawn from the training prior, the shipped PFN's held-out NLL per point
-# is at most this many nats above the exact GP with the true hyperparameters (mean over d in {1, 2},
-# contexts of 5 and 20 points; measured values are in surrogates/checkpoints/pfn_default.md).
-NLL_MARGIN = 0.35
+# Stated margin: on datasets drawn from the training prior (d in {1, 2, 4, 6}, contexts of 5, 20, 50
+# and 80 points, 32 datasets x 20 held-out points each), the shipped PFN's held-out NLL is on average
+# at most NLL_MARGIN nats per point above the exact GP with the true hyperparameters, and at most
+# NLL_MAX_GAP in any one cell. Measured for the shipped checkpoint: mean 0.39, max 0.60 (the full
+# table is in surrogates/checkpoints/pfn_default.md).
+NLL_MARGIN = 0.45
+NLL_MAX_GAP = 0.75
 
 
 @pytest.fixture(autouse=True)
@@ -160,11 +163,11 @@ def test_shipped_checkpoint_loads_weights_only():
 
 def test_heldout_nll_within_margin_of_exact_gp():
     net, cfg = load_checkpoint()
-    rows = evaluate_vs_gp(
-        net, PriorConfig(**cfg["prior"]), dims=(1, 2), contexts=(5, 20), num_datasets=48, seed=7
-    )
-    gap = sum(r["gap"] for r in rows) / len(rows)
-    assert gap < NLL_MARGIN, rows
+    rows = evaluate_vs_gp(net, PriorConfig(**cfg["prior"]), num_datasets=32, seed=7)
+    gaps = [r["gap"] for r in rows]
+    assert len(rows) == 16
+    assert sum(gaps) / len(gaps) < NLL_MARGIN, rows
+    assert max(gaps) < NLL_MAX_GAP, rows
 
 
 @pytest.mark.parametrize(
