@@ -211,16 +211,32 @@ def optimize(acqf: AcquisitionFunction, ctx: AcqContext, sequential: bool = Fals
     with torch.random.fork_rng():
         torch.manual_seed(ctx.seed)
         if mixed:
-            cand, _ = optimize_acqf_mixed_alternating(
-                acqf,
-                bounds=ctx.bounds,
-                discrete_dims=space.discrete_dims(),
-                cat_dims=space.cat_dims(),
-                q=ctx.q,
-                num_restarts=ctx.num_restarts,
-                raw_samples=ctx.raw_samples,
-                fixed_features=fixed,
-            )
+
+            def mixed_opt(q: int) -> Tensor:
+                cand, _ = optimize_acqf_mixed_alternating(
+                    acqf,
+                    bounds=ctx.bounds,
+                    discrete_dims=space.discrete_dims(),
+                    cat_dims=space.cat_dims(),
+                    q=q,
+                    num_restarts=ctx.num_restarts,
+                    raw_samples=ctx.raw_samples,
+                    fixed_features=fixed,
+                )
+                return cand
+
+            if sequential and ctx.q > 1:
+                # greedy batch, one point at a time with the earlier ones pending: q = 1-only
+                # acquisitions (GIBBON, MES, JES) must never see a joint q-batch
+                base = acqf.X_pending
+                picks: list[Tensor] = []
+                for _ in range(ctx.q):
+                    picks.append(mixed_opt(1))
+                    acqf.set_X_pending(torch.cat([p for p in (base, *picks) if p is not None]))
+                acqf.set_X_pending(base)
+                cand = torch.cat(picks)
+            else:
+                cand = mixed_opt(ctx.q)
         else:
             # one-shot KG in a mixed space optimizes the continuous relaxation, then snaps
             cand, _ = optimize_acqf(

@@ -11,6 +11,13 @@ from bocli.engine import suggest
 from problems import get_problem
 
 FAST = {"num_restarts": 2, "raw_samples": 64}
+# smaller Monte-Carlo sizes keep this conformance check quick; the defaults run in test_bo_quality
+SMALL_MC = {"kg": {"num_fantasies": 8}, "jes": {"num_optima": 8}, "mes": {"num_fantasies": 4}}
+
+
+def _suggest(*args, acquisition, **kwargs):
+    opts = SMALL_MC.get(acquisition, {})
+    return suggest(*args, acquisition=acquisition, acquisition_options=opts, **kwargs, **FAST)
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +32,7 @@ def data():
 def test_batch_with_pending(acquisition, data):
     p, X, y = data
     pending = p.space.sobol(2, seed=9)
-    s = suggest(
-        p.space, X, y, q=2, pending=pending, acquisition=acquisition, seed=0, n_init=4, **FAST
-    )
+    s = _suggest(p.space, X, y, q=2, pending=pending, acquisition=acquisition, seed=0, n_init=4)
     assert s.X.shape == (2, 6)
     assert ((s.X >= 0) & (s.X <= 1)).all()
     assert np.isfinite(s.X).all()
@@ -35,9 +40,7 @@ def test_batch_with_pending(acquisition, data):
     others = np.concatenate([pending, X])
     assert np.min(np.linalg.norm(s.X[:, None] - others[None], axis=-1)) > 1e-6
     assert np.linalg.norm(s.X[0] - s.X[1]) > 1e-6
-    again = suggest(
-        p.space, X, y, q=2, pending=pending, acquisition=acquisition, seed=0, n_init=4, **FAST
-    )
+    again = _suggest(p.space, X, y, q=2, pending=pending, acquisition=acquisition, seed=0, n_init=4)
     assert np.allclose(s.X, again.X), "same seed must give the same proposal"
 
 
@@ -46,7 +49,7 @@ def test_mixed_space(acquisition):
     p = get_problem("mixed-ackley")
     X = p.space.sobol(10, seed=1)
     y = np.array([p.evaluate(x) for x in p.space.decode(X)])
-    s = suggest(p.space, X, y, q=2, acquisition=acquisition, seed=0, n_init=4, **FAST)
+    s = _suggest(p.space, X, y, q=2, acquisition=acquisition, seed=0, n_init=4)
     for params in s.params:
         assert p.space.validate(params) == params
     assert np.allclose(p.space.round_trip(s.X), s.X)
