@@ -109,13 +109,23 @@ class AcqContext:
 
 @dataclass(frozen=True)
 class AcquisitionSpec:
-    """A registered acquisition: how it proposes points and what it needs from the model."""
+    """A registered acquisition: how it proposes points and what it needs from the model.
+
+    ``requires`` lists alternatives: the acquisition works with a model whose capabilities include
+    every name of at least one of them (e.g. ``mes``: fantasize + gaussian, or fantasize + members).
+    """
 
     name: str
     description: str
-    requires: frozenset[str]
+    requires: tuple[frozenset[str], ...]
     propose: Callable[[AcqContext], Tensor]
     uses_model: bool = True
+
+    def supports(self, capabilities: frozenset[str]) -> bool:
+        return any(alt <= capabilities for alt in self.requires)
+
+    def requirement_text(self) -> str:
+        return " or ".join("+".join(sorted(alt)) or "-" for alt in self.requires)
 
 
 ACQUISITIONS: dict[str, AcquisitionSpec] = {}
@@ -124,15 +134,23 @@ ACQUISITIONS: dict[str, AcquisitionSpec] = {}
 def register_acquisition(
     name: str,
     description: str,
-    requires: frozenset[str] | set[str] = frozenset(),
+    requires: set[str] | list[set[str]] = frozenset(),
     uses_model: bool = True,
 ) -> Callable[[Callable[[AcqContext], Tensor]], Callable[[AcqContext], Tensor]]:
-    """Decorator: register ``propose(ctx) -> q x d`` under ``name``; duplicates are an error."""
+    """Decorator: register ``propose(ctx) -> q x d`` under ``name``; duplicates are an error.
+
+    ``requires`` is one set of capability names, or a list of alternative sets.
+    """
+    alternatives = (
+        tuple(frozenset(a) for a in requires)
+        if isinstance(requires, list)
+        else (frozenset(requires),)
+    )
 
     def deco(fn: Callable[[AcqContext], Tensor]) -> Callable[[AcqContext], Tensor]:
         if name in ACQUISITIONS:
             raise ValueError(f"acquisition '{name}' is already registered")
-        ACQUISITIONS[name] = AcquisitionSpec(name, description, frozenset(requires), fn, uses_model)
+        ACQUISITIONS[name] = AcquisitionSpec(name, description, alternatives, fn, uses_model)
         return fn
 
     return deco
@@ -152,18 +170,17 @@ def check_compatible(surrogate: str, acquisition: str) -> None:
         )
     spec = ACQUISITIONS[acquisition]
     caps = get_surrogate_class(surrogate).capabilities
-    if spec.requires <= caps:
+    if spec.supports(caps):
         return
     ok = [
         s
         for s in _loadable(surrogate_names())
-        if spec.requires <= get_surrogate_class(s).capabilities
+        if spec.supports(get_surrogate_class(s).capabilities)
     ]
-    ok_acq = [a for a, sp in ACQUISITIONS.items() if sp.requires <= caps]
-    missing = ", ".join(sorted(spec.requires - caps))
+    ok_acq = [a for a, sp in ACQUISITIONS.items() if sp.supports(caps)]
     raise IncompatiblePairError(
-        f"acquisition '{acquisition}' needs a model with {missing}, which surrogate '{surrogate}' "
-        f"does not provide; '{acquisition}' works with: {', '.join(ok)}; "
+        f"acquisition '{acquisition}' needs a model with {spec.requirement_text()}, which "
+        f"surrogate '{surrogate}' does not provide; '{acquisition}' works with: {', '.join(ok)}; "
         f"'{surrogate}' works with: {', '.join(ok_acq)}"
     )
 
@@ -338,7 +355,7 @@ def _kg(ctx: AcqContext) -> Tensor:
 @register_acquisition(
     "mes",
     "max-value entropy search (qMES; moment-matched with member maxima for ensembles)",
-    requires={"fantasize"},
+    requires=[{"fantasize", "gaussian"}, {"fantasize", "members"}],
 )
 def _mes(ctx: AcqContext) -> Tensor:
     """Gaussian posteriors: botorch's qMES (Gumbel max values). Ensemble posteriors: the same MES

@@ -97,10 +97,10 @@ def acquisitions(fmt: str) -> None:
         row: dict[str, Any] = {
             "name": a,
             "description": spec.description,
-            "requires": ",".join(sorted(spec.requires)) or "-",
+            "requires": spec.requirement_text(),
         }
         for s in names:
-            row[s] = spec.requires <= caps[s]
+            row[s] = spec.supports(caps[s])
         rows.append(row)
     if fmt == "json":
         _emit(rows, [], "", fmt)

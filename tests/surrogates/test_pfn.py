@@ -177,15 +177,6 @@ def test_heldout_nll_within_margin_of_exact_gp():
         ("ei", 2),
         ("ucb", 1),
         ("ts", 2),
-        pytest.param(
-            "mes",
-            1,
-            marks=pytest.mark.xfail(
-                reason="acquisition.py lets mes run on 'fantasize' models, but botorch's qMES reads "
-                "posterior.distribution (a Gaussian), which a bar distribution does not have",
-                strict=False,
-            ),
-        ),
         pytest.param("kg", 1, marks=pytest.mark.slow),
     ],
 )
@@ -215,7 +206,8 @@ def test_suggest_with_every_supported_acquisition(acq, q):
 def test_incompatible_acquisitions_fail_at_once():
     from bocli.acquisition import IncompatiblePairError, check_compatible
 
-    for acq in ("gibbon", "jes"):
+    # mes needs a Gaussian or a member posterior besides fantasies; a bar distribution is neither
+    for acq in ("gibbon", "jes", "mes"):
         with pytest.raises(IncompatiblePairError, match="'pfn' works with"):
             check_compatible("pfn", acq)
 
