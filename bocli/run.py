@@ -240,6 +240,7 @@ def run_optimization(
     each model-based proposal with the data it was made from (for calibration measurements).
     """
     from bocli.acquisition import check_compatible
+    from surrogates import make_surrogate
 
     space = problem.space
     if config.budget < 1:
@@ -247,6 +248,7 @@ def run_optimization(
     if config.batch < 1:
         raise RunError("--batch must be at least 1")
     check_compatible(config.surrogate, config.acquisition)
+    make_surrogate(config.surrogate, config.surrogate_options)  # bad options fail before any file
     out = Path(out_dir) if out_dir is not None else None
     log: _TrialLog | None = None
     trials: list[Trial] = []

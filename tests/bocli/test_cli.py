@@ -21,6 +21,12 @@ ROOT = Path(__file__).resolve().parents[2]
 BOCLI = [sys.executable, "-m", "bocli"]
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    """Commands that write a default runs/ directory write it under tmp_path."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -15,15 +16,14 @@ from surrogates import UnknownSurrogateError, get_surrogate_class, make_surrogat
 SLOW = {"hmc", "pfn"}
 
 
-def _names(slow_all: bool = False) -> list:
+def _names() -> list:
     out = []
     for name in surrogate_names():
         try:
             get_surrogate_class(name)
         except UnknownSurrogateError:
             continue
-        slow = slow_all or name in SLOW
-        out.append(pytest.param(name, marks=pytest.mark.slow) if slow else name)
+        out.append(pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name)
     return out
 
 
@@ -75,10 +75,17 @@ def _best_after(problem: str, surrogate: str, budget: int, seed: int) -> float:
     return float(p.regret(float(space.objective.sign * (space.objective.sign * y).max())))
 
 
+@functools.cache
+def _random_median(problem: str, budget: int) -> float:
+    return float(np.median([_best_after(problem, "random", budget, seed) for seed in range(3)]))
+
+
+# gp is held to a stricter bar in tests/bocli/test_bo_quality.py; hmc and pfn have their own BO
+# tests (test_hmc.py, test_pfn.py) sized to their cost
 @pytest.mark.slow
 @pytest.mark.parametrize("problem,budget", [("branin", 25), ("hartmann6", 40)])
-@pytest.mark.parametrize("name", _names(slow_all=True))
+@pytest.mark.parametrize("name", ["ibnn", "dkl", "ensemble"])
 def test_bo_with_ei_beats_random(name: str, problem: str, budget: int) -> None:
     ours = np.median([_best_after(problem, name, budget, seed) for seed in range(3)])
-    rand = np.median([_best_after(problem, "random", budget, seed) for seed in range(3)])
+    rand = _random_median(problem, budget)
     assert ours < rand, f"{name} on {problem}: median regret {ours:.4f} vs random {rand:.4f}"
