@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from bocli.commands.options import device_option, format_option, parse_key_values
+from bocli.commands.options import device_option, format_option, init_option, parse_key_values
 from bocli.errors import UserError
 
 
@@ -68,13 +68,7 @@ def _per_name(option: str, values: tuple[str, ...]) -> dict[str, dict[str, Any]]
     default=None,
     help="Evaluations per cell, initial design included [default: 30].",
 )
-@click.option(
-    "--init",
-    "n_init",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Sobol initial-design size [default: max(4, 2d), at most 20].",
-)
+@init_option
 @click.option(
     "--out",
     "out_dir",

@@ -78,6 +78,17 @@ def model_options(f: F) -> F:
     return f
 
 
+def init_option(f: F) -> F:
+    """``--init``: the Sobol design size (``run``, ``init`` and ``compare`` share it)."""
+    return click.option(
+        "--init",
+        "n_init",
+        type=click.IntRange(min=0),
+        default=None,
+        help="Sobol initial-design size [default: max(4, 2d), at most 20].",
+    )(f)
+
+
 def device_option(f: F) -> F:
     return click.option(
         "--device",

@@ -14,6 +14,7 @@ import click
 from bocli.commands.options import (
     device_option,
     format_option,
+    init_option,
     model_options,
     parse_key_values,
 )
@@ -62,13 +63,7 @@ def load_problem(
     default=30,
     help="Total evaluations, initial design included.",
 )
-@click.option(
-    "--init",
-    "n_init",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Sobol initial-design size [default: max(4, 2d), at most 20].",
-)
+@init_option
 @click.option(
     "--batch", "-q", type=click.IntRange(min=1), default=1, help="Points proposed per model fit."
 )

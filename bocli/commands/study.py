@@ -13,7 +13,13 @@ from typing import Any
 
 import click
 
-from bocli.commands.options import device_option, format_option, model_options, parse_key_values
+from bocli.commands.options import (
+    device_option,
+    format_option,
+    init_option,
+    model_options,
+    parse_key_values,
+)
 from bocli.errors import UserError
 
 STUDY = click.argument("study", type=click.Path(dir_okay=False))
@@ -35,13 +41,7 @@ STUDY = click.argument("study", type=click.Path(dir_okay=False))
 @click.option("--maximize", "direction", flag_value="maximize", help="Bigger is better.")
 @model_options
 @click.option("--seed", type=int, default=0, help="Seed of the design and of every proposal.")
-@click.option(
-    "--init",
-    "n_init",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Sobol initial-design size [default: max(4, 2d), at most 20].",
-)
+@init_option
 def init(
     study: str,
     space_file: str | None,
