@@ -429,7 +429,7 @@ def _jes(ctx: AcqContext) -> Tensor:
         return optimize(_ensemble_jes(ctx), _cheaper(ctx))
     from botorch.acquisition.joint_entropy_search import qJointEntropySearch
 
-    opt_X, opt_Y = optimal_samples(ctx, int(ctx.options.get("num_optima", 16)))
+    opt_X, opt_Y = optimal_samples(ctx, int(ctx.options.get("num_optima", 32)))
     acqf = qJointEntropySearch(
         ctx.model,
         optimal_inputs=opt_X,
