@@ -6,8 +6,10 @@ all call it. It is pure computation: no files, no printing.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +52,20 @@ def resolve_device(device: str = "cpu") -> Any:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available (use --device cpu or auto)")
     return torch.device(device)
+
+
+@contextlib.contextmanager
+def _quiet_numerics() -> Iterator[None]:
+    """Silence what botorch/linear_operator recover from on their own (an optimizer restart, added
+    Cholesky jitter): a user of the CLI can do nothing about them, and a real failure still raises."""
+    from botorch.exceptions.warnings import OptimizationWarning
+    from linear_operator.utils.warnings import NumericalWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=OptimizationWarning)
+        warnings.filterwarnings("ignore", category=NumericalWarning)
+        warnings.filterwarnings("ignore", message="Optimization failed", category=RuntimeWarning)
+        yield
 
 
 def _standardize(y: np.ndarray) -> np.ndarray:
@@ -134,7 +150,10 @@ def suggest(
 
     model = None
     sur = make_surrogate(surrogate, surrogate_options)
-    with torch.random.fork_rng(devices=[tdevice] if tdevice.type == "cuda" else []):
+    with (
+        torch.random.fork_rng(devices=[tdevice] if tdevice.type == "cuda" else []),
+        _quiet_numerics(),
+    ):
         torch.manual_seed(step_seed)
         np_state = np.random.get_state()
         np.random.seed(step_seed % 2**32)
