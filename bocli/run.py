@@ -25,7 +25,7 @@ from bocli.engine import Suggestion, best_observed, default_n_init, suggest
 from bocli.errors import UserError
 from problems.base import ObjectiveError, Problem
 
-__all__ = ["RunConfig", "RunError", "Trial", "load_trials", "run_optimization"]
+__all__ = ["RunConfig", "RunError", "Trial", "load_trials", "run_optimization", "validate_config"]
 
 TRIAL_FIELDS = [
     "trial",
@@ -221,6 +221,19 @@ def _prepare_dir(out_dir: Path, config: RunConfig, resume: bool) -> None:
     os.replace(tmp, cfg_path)
 
 
+def validate_config(config: RunConfig) -> None:
+    """Fail at once, before any file is written, on settings that cannot run."""
+    from bocli.acquisition import check_compatible
+    from surrogates import make_surrogate
+
+    if config.budget < 1:
+        raise RunError("--budget must be at least 1")
+    if config.batch < 1:
+        raise RunError("--batch must be at least 1")
+    check_compatible(config.surrogate, config.acquisition)
+    make_surrogate(config.surrogate, config.surrogate_options)
+
+
 def run_optimization(
     problem: Problem,
     config: RunConfig,
@@ -239,16 +252,8 @@ def run_optimization(
     evaluation is recorded with its error and the run goes on. ``on_suggest(suggestion, X, y)`` sees
     each model-based proposal with the data it was made from (for calibration measurements).
     """
-    from bocli.acquisition import check_compatible
-    from surrogates import make_surrogate
-
     space = problem.space
-    if config.budget < 1:
-        raise RunError("--budget must be at least 1")
-    if config.batch < 1:
-        raise RunError("--batch must be at least 1")
-    check_compatible(config.surrogate, config.acquisition)
-    make_surrogate(config.surrogate, config.surrogate_options)  # bad options fail before any file
+    validate_config(config)
     out = Path(out_dir) if out_dir is not None else None
     log: _TrialLog | None = None
     trials: list[Trial] = []

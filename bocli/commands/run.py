@@ -148,7 +148,7 @@ def run(
       bocli run mymodule:objective --space space.yaml --timeout 60
       bocli run --space space.yaml --command "python simulate.py" --command-mode args
     """
-    from bocli.run import RunConfig, run_optimization
+    from bocli.run import RunConfig, run_optimization, validate_config
 
     prob = load_problem(problem, space_file, command, timeout, command_mode)
     surrogate = surrogate or "gp"
@@ -172,6 +172,7 @@ def run(
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
         out_dir = f"runs/{slug}-{surrogate}-{acquisition}-s{seed}"
     out = Path(out_dir)
+    validate_config(config)  # before the progress bar: a bad pair or option is one clean line
     progress = _Progress(prob, budget, quiet=fmt == "json")
     try:
         with progress:
