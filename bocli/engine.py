@@ -17,7 +17,7 @@ import numpy as np
 
 from bocli.space import Space
 
-__all__ = ["Suggestion", "default_n_init", "resolve_device", "suggest"]
+__all__ = ["Suggestion", "check_models", "default_n_init", "resolve_device", "suggest"]
 
 
 @dataclass
@@ -66,6 +66,18 @@ def _quiet_numerics() -> Iterator[None]:
         warnings.filterwarnings("ignore", category=NumericalWarning)
         warnings.filterwarnings("ignore", message="Optimization failed", category=RuntimeWarning)
         yield
+
+
+def check_models(
+    surrogate: str, acquisition: str, surrogate_options: dict[str, Any] | None = None
+) -> None:
+    """Fail at once on an unusable surrogate/acquisition pair or a bad surrogate option (before a
+    run or study writes anything, not at the first model-based proposal)."""
+    from bocli.acquisition import check_compatible
+    from surrogates import make_surrogate
+
+    check_compatible(surrogate, acquisition)
+    make_surrogate(surrogate, surrogate_options)
 
 
 def _standardize(y: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bocli.engine import Suggestion, best_observed, default_n_init, suggest
+from bocli.engine import Suggestion, best_observed, check_models, default_n_init, suggest
 from bocli.errors import UserError
 from problems.base import ObjectiveError, Problem
 
@@ -223,15 +223,11 @@ def _prepare_dir(out_dir: Path, config: RunConfig, resume: bool) -> None:
 
 def validate_config(config: RunConfig) -> None:
     """Fail at once, before any file is written, on settings that cannot run."""
-    from bocli.acquisition import check_compatible
-    from surrogates import make_surrogate
-
     if config.budget < 1:
         raise RunError("--budget must be at least 1")
     if config.batch < 1:
         raise RunError("--batch must be at least 1")
-    check_compatible(config.surrogate, config.acquisition)
-    make_surrogate(config.surrogate, config.surrogate_options)
+    check_models(config.surrogate, config.acquisition, config.surrogate_options)
 
 
 def run_optimization(

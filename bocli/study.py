@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from bocli.csvio import CsvError, CsvRow, CsvTable, read_results, to_csv_text
+from bocli.engine import check_models as validate_models
 from bocli.engine import default_n_init
 from bocli.errors import UserError
 from bocli.space import FloatParam, Objective, Space
@@ -106,7 +107,7 @@ def init_study(
     surrogate_options = dict(surrogate_options or {})
     acquisition_options = dict(acquisition_options or {})
     if check_models:
-        _check_models(surrogate, acquisition, surrogate_options)
+        validate_models(surrogate, acquisition, surrogate_options)  # fail now, not at the first ask
     settings = StudySettings(
         space=space,
         problem=problem,
@@ -119,14 +120,6 @@ def init_study(
     )
     with StudyStorage.create(path, settings) as st:
         return st.settings
-
-
-def _check_models(surrogate: str, acquisition: str, surrogate_options: dict[str, Any]) -> None:
-    from bocli.acquisition import check_compatible
-    from surrogates import make_surrogate
-
-    check_compatible(surrogate, acquisition)
-    make_surrogate(surrogate, surrogate_options)  # bad options fail now, not at the first ask
 
 
 # ----- ask ------------------------------------------------------------------------------------
