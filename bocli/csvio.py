@@ -92,11 +92,18 @@ _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _DECIMAL_COMMA = re.compile(r"[+-]?(\d+,\d*|,\d+)([eE][+-]?\d+)?")
 
 
+def _show(text: str, limit: int = 40) -> str:
+    """``text`` as it can be echoed on one line: control characters escaped, long text cut."""
+    shown = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
 class CsvError(UserError, ValueError):
     """A CSV file cannot be used; every line of the message names the file, row and column."""
 
     def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
+        # One problem is one line, whatever a file's cells held (quoted newlines, NULs).
+        self.problems = [" ".join(p.splitlines()) for p in problems]
         shown = self.problems[:MAX_PROBLEMS_SHOWN]
         more = len(self.problems) - len(shown)
         lines = list(shown)
@@ -261,7 +268,7 @@ def _check_header(
         if canonical not in known:
             hint = difflib.get_close_matches(name, known, n=1)
             table.problems.append(
-                f"{label}: row 1, column '{name}': unknown column"
+                f"{label}: row 1, column '{_show(name)}': unknown column"
                 + (f" (did you mean '{hint[0]}'?)" if hint else "")
                 + f"; expected: {', '.join(known[: len(space.names) + 3])}"
             )
@@ -272,7 +279,7 @@ def _check_header(
             continue
         if c in seen:
             table.problems.append(
-                f"{label}: row 1, column '{c}': appears twice (columns {seen[c] + 1} and {j + 1})"
+                f"{label}: row 1, column '{_show(c)}': appears twice (columns {seen[c] + 1} and {j + 1})"
             )
         seen.setdefault(c, j)
     for name in [*space.names, space.objective.name]:

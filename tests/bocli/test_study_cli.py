@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bocli.cli import cli
@@ -574,6 +574,12 @@ def base_study(tmp_path_factory: Any) -> Path:
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(data=malformed())
+# A quoted header cell spanning lines once leaked newlines into the one-line message (CI, session 1).
+@example(
+    data=b'"rial_id,temperature,conc,cycles,solvent,yield,status\n0,50.5,0.01,3,water,1.5,\n'
+    b'1,20,1,10,dmso,,failed\n2,30,0.1,2,ethanol,,\n,40,0.5,4,water,2.",\n'
+)
+@example(data=b'trial_id,"temp\nerature",conc,cycles,solvent,yield\n0,1,0.1,3,water,"1\n2"\n')
 def test_malformed_files_never_change_the_study_nor_crash(
     base_study: Path, tmp_path_factory: Any, data: bytes
 ) -> None:
