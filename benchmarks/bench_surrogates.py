@@ -1,7 +1,7 @@
 """Surrogate speed and calibration: fit + suggest wall time at n = 50 and 200 in 6-D, and held-out
 NLL / 90%-interval coverage on three problems, printed as one table.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_surrogates.py [--surrogates gp,ibnn,dkl,ensemble]
+    OMP_NUM_THREADS=1 python benchmarks/bench_surrogates.py [--surrogates gp,ibnn,ibnn-t,dkl,ensemble]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def nll_coverage(model, Xt: torch.Tensor, yt: torch.Tensor) -> tuple[float, floa
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--surrogates", default="gp,ibnn,dkl,ensemble")
+    ap.add_argument("--surrogates", default="gp,ibnn,ibnn-t,dkl,ensemble")
     ap.add_argument("--problems", default="hartmann6,branin,ackley")
     ap.add_argument("--sizes", default="50,200")
     args = ap.parse_args()

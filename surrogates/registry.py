@@ -29,6 +29,7 @@ SURROGATES: dict[str, type[Surrogate]] = {}
 _MODULES: dict[str, str] = {
     "gp": "surrogates.gp",
     "ibnn": "surrogates.ibnn",
+    "ibnn-t": "surrogates.ibnn_t",
     "dkl": "surrogates.dkl",
     "ensemble": "surrogates.ensemble",
     "hmc": "surrogates.hmc",

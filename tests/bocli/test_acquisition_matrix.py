@@ -12,6 +12,7 @@ from problems import get_problem
 # small, fast settings: the point here is that every pair runs, not model quality
 FAST = {
     "ibnn": {},
+    "ibnn-t": {},
     "dkl": {"steps": 30},
     "ensemble": {"steps": 60, "num_members": 6},
 }

@@ -84,7 +84,7 @@ def _random_median(problem: str, budget: int) -> float:
 # tests (test_hmc.py, test_pfn.py) sized to their cost
 @pytest.mark.slow
 @pytest.mark.parametrize("problem,budget", [("branin", 25), ("hartmann6", 40)])
-@pytest.mark.parametrize("name", ["ibnn", "dkl", "ensemble"])
+@pytest.mark.parametrize("name", ["ibnn", "ibnn-t", "dkl", "ensemble"])
 def test_bo_with_ei_beats_random(name: str, problem: str, budget: int) -> None:
     ours = np.median([_best_after(problem, name, budget, seed) for seed in range(3)])
     rand = _random_median(problem, budget)
