@@ -3,7 +3,10 @@
 Each member has its own initialization and (by default) its own random 80% subset of the data, as in
 the BNN-surrogate study (Li, Rudner, Wilson 2024); ``bootstrap=True`` resamples with replacement
 instead. Members are MAP-trained (Gaussian likelihood with a learned per-member noise, Gaussian prior
-on the weights) with full-batch Adam. All members live in stacked weight tensors (``s x d_in x
+on the weights) with full-batch Adam. A member's learned noise describes how well it fits its own
+points; with ``calibrate=True`` (default) the noise is raised to what the members' errors on the
+points they did *not* train on justify (out-of-bag calibration), so the predictive intervals stay
+honest on rough objectives. All members live in stacked weight tensors (``s x d_in x
 d_out``), so one forward pass and one backward pass train the whole ensemble; there is no Python loop
 over members. The fitted model is a ``SampleEnsembleModel`` (``surrogates/ensemble_model.py``): MC
 acquisitions sample members, analytic ones see the moment-matched mixture, and knowledge gradient /
@@ -26,7 +29,7 @@ from surrogates.base import Surrogate
 from surrogates.ensemble_model import SampleEnsembleModel
 from surrogates.registry import register_surrogate
 
-__all__ = ["DeepEnsemble", "batched_mlp", "init_batched_mlp"]
+__all__ = ["DeepEnsemble", "batched_mlp", "init_batched_mlp", "out_of_bag_noise"]
 
 
 def init_batched_mlp(
@@ -61,6 +64,38 @@ def batched_mlp(X: Tensor, layers: Sequence[tuple[Tensor, Tensor]]) -> Tensor:
     return h.squeeze(-1)
 
 
+def out_of_bag_noise(f: Tensor, y: Tensor, held_out: Tensor, noise: Tensor) -> float | None:
+    """The noise variance that makes the ensemble's out-of-bag predictions best calibrated.
+
+    For each training point, the members that did not train on it form a mixture predictive (mean
+    and between-member variance plus their noise); the returned ``v`` maximizes the out-of-bag log
+    likelihood ``sum_i log N(y_i; mu_i, var_i + v)`` over a log-spaced grid (a 1-D search, no
+    gradients).
+
+    Args:
+        f: ``s x n`` member predictions at the training inputs.
+        y: ``n`` targets.
+        held_out: ``s x n`` boolean, True where member ``j`` did not train on point ``i``.
+        noise: ``s`` learned member noise variances.
+
+    Returns:
+        The calibrated noise variance, or None when fewer than 5 points have at least 2 out-of-bag
+        members (e.g. ``subsample=1``).
+    """
+    w = held_out.to(f.dtype)
+    k = w.sum(dim=0)  # n: out-of-bag members per point
+    ok = k >= 2
+    if int(ok.sum()) < 5:
+        return None
+    w, f, y, k = w[:, ok], f[:, ok], y[ok], k[ok]
+    mu = (w * f).sum(0) / k
+    var = (w * (f - mu) ** 2).sum(0) / k + (w * noise[:, None]).sum(0) / k
+    grid = torch.logspace(-6, 1, 141, dtype=f.dtype, device=f.device)  # standardized units, 12% steps
+    v = var[None, :] + grid[:, None]
+    ll = -0.5 * (torch.log(v) + (y - mu) ** 2 / v).sum(dim=-1)
+    return float(grid[int(ll.argmax())])
+
+
 @register_surrogate("ensemble")
 @dataclass
 class DeepEnsemble(Surrogate):
@@ -78,6 +113,7 @@ class DeepEnsemble(Surrogate):
     subsample: float = 0.8
     bootstrap: bool = False
     min_noise: float = 1e-4
+    calibrate: bool = True
     diagnostics: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -146,12 +182,18 @@ class DeepEnsemble(Surrogate):
             f = batched_mlp(X32, net)
             noise = log_noise.clamp_min(log_min).exp()
             rmse = ((f - y) ** 2).mean(dim=-1).sqrt()
-        trained = [(W.to(train_X).clone(), b.to(train_X).clone()) for W, b in net]
+            oob_noise = out_of_bag_noise(f, y[0], counts == 0, noise) if self.calibrate else None
         self.diagnostics = {
             "final_loss": float(loss.detach()),
             "noise_var_mean": float(noise.mean()),
             "train_rmse_mean": float(rmse.mean()),
         }
+        if oob_noise is not None:
+            # members fit their own points closely, so their learned noise understates the error on
+            # points they did not see; the out-of-bag likelihood sets the noise floor instead
+            noise = noise.clamp_min(oob_noise)
+            self.diagnostics["oob_noise_var"] = oob_noise
+        trained = [(W.to(train_X).clone(), b.to(train_X).clone()) for W, b in net]
 
         def forward_fn(X: Tensor) -> Tensor:
             return batched_mlp(X, trained)
