@@ -90,7 +90,9 @@ def out_of_bag_noise(f: Tensor, y: Tensor, held_out: Tensor, noise: Tensor) -> f
     w, f, y, k = w[:, ok], f[:, ok], y[ok], k[ok]
     mu = (w * f).sum(0) / k
     var = (w * (f - mu) ** 2).sum(0) / k + (w * noise[:, None]).sum(0) / k
-    grid = torch.logspace(-6, 1, 141, dtype=f.dtype, device=f.device)  # standardized units, 12% steps
+    grid = torch.logspace(
+        -6, 1, 141, dtype=f.dtype, device=f.device
+    )  # standardized units, 12% steps
     v = var[None, :] + grid[:, None]
     ll = -0.5 * (torch.log(v) + (y - mu) ** 2 / v).sum(dim=-1)
     return float(grid[int(ll.argmax())])
