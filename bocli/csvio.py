@@ -49,7 +49,7 @@ __all__ = [
     "write_csv",
 ]
 
-INFO_COLUMNS = ("proposed_by", "created_at", "completed_at")
+INFO_COLUMNS = ("proposed_by", "created_at", "completed_at", "predicted_mean", "predicted_sd")
 MAX_PROBLEMS_SHOWN = 10
 
 _STATUS_ALIASES = {

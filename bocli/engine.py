@@ -28,7 +28,8 @@ class Suggestion:
         X: ``q x d`` proposed points in the unit cube (valid points of the space).
         params: The same points decoded to parameter dicts.
         info: ``phase`` ("init" for the Sobol design, "model" otherwise), ``surrogate``,
-            ``acquisition``, ``fit_seconds``, ``acq_seconds`` and the surrogate's ``diagnostics``.
+            ``acquisition``, ``fit_seconds``, ``acq_seconds``, the surrogate's ``diagnostics``
+            and, from a model, ``predictions`` (``predict``: mean and sd per point, raw units).
         model: The fitted botorch model (None during the initial design).
     """
 
@@ -83,6 +84,41 @@ def check_models(
 def _standardize(y: np.ndarray) -> np.ndarray:
     std = y.std()
     return (y - y.mean()) / (std if std > 1e-12 else 1.0)
+
+
+def predict(model: Any, X: Any, space: Space, y: np.ndarray) -> list[dict[str, float]] | None:
+    """What the fitted model expects to measure at ``X``, in the objective's own units.
+
+    Args:
+        model: The fitted botorch model (trained on ``sign * y`` standardized).
+        X: ``q x d`` points (a tensor on the model's device).
+        space: The space (its objective's direction gives the sign).
+        y: ``n`` raw objective values the model was trained on.
+
+    Returns:
+        One ``{"mean": m, "sd": s}`` per point: the predictive mean and standard deviation of a
+        noisy measurement (the latent function's if the model cannot add noise), or None if the
+        model cannot predict there (never an error: a prediction is information, not a product).
+    """
+    import torch
+
+    z = space.objective.sign * np.asarray(y, dtype=np.float64)
+    std = z.std() if z.std() > 1e-12 else 1.0
+    try:
+        with torch.no_grad():
+            try:
+                post = model.posterior(X, observation_noise=True)
+            except (TypeError, NotImplementedError, RuntimeError):
+                post = model.posterior(X)
+            mean = post.mean.reshape(-1).double().cpu().numpy()
+            var = post.variance.reshape(-1).double().cpu().numpy()
+    except Exception:  # a model that cannot predict here still proposed its points
+        return None
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var))):
+        return None
+    mean_raw = space.objective.sign * (mean * std + z.mean())
+    sd_raw = np.sqrt(np.clip(var, 0.0, None)) * std
+    return [{"mean": float(m), "sd": float(s)} for m, s in zip(mean_raw, sd_raw, strict=True)]
 
 
 def suggest(
@@ -188,6 +224,7 @@ def suggest(
             )
             cand = spec.propose(ctx)
             t2 = time.perf_counter()
+            predictions = predict(model, cand, space, y) if model is not None else None
         finally:
             np.random.set_state(np_state)
     pts = cand.detach().cpu().double().numpy().reshape(q, space.dim)
@@ -198,6 +235,8 @@ def suggest(
         diagnostics=dict(getattr(sur, "diagnostics", {}) or {}),
         surrogate_options=sur.settings(),
     )
+    if predictions is not None:
+        info["predictions"] = predictions
     return Suggestion(pts, space.decode(pts), info, model)
 
 

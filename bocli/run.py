@@ -41,6 +41,8 @@ TRIAL_FIELDS = [
     "eval_seconds",
     "error",
     "finished_at",
+    "predicted_mean",  # the model's predictive mean and sd at the point (absent in older files)
+    "predicted_sd",
     "diagnostics",  # the surrogate's fit diagnostics as JSON (absent in older files)
 ]
 
@@ -97,6 +99,8 @@ class Trial:
     eval_seconds: float
     error: str = ""
     finished_at: float = 0.0
+    predicted_mean: float | None = None  # what the model expected (None for the Sobol design)
+    predicted_sd: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -183,6 +187,8 @@ def load_trials(out_dir: Path, problem: Problem) -> list[Trial]:
                     eval_seconds=num("eval_seconds") or 0.0,
                     error=row.get("error", ""),
                     finished_at=num("finished_at") or 0.0,
+                    predicted_mean=num("predicted_mean"),
+                    predicted_sd=num("predicted_sd"),
                     extra=(
                         {"diagnostics": json.loads(row["diagnostics"])}
                         if row.get("diagnostics")
@@ -294,21 +300,21 @@ def run_optimization(
                 )
                 if on_suggest is not None and sug.info["phase"] == "model":
                     on_suggest(sug, X, y)
-                for params, x in zip(sug.params, sug.X, strict=True):
+                for j, (params, x) in enumerate(zip(sug.params, sug.X, strict=True)):
                     fut = executor.submit(_evaluate, problem, params, config.seed * 7919 + next_id)
-                    in_flight[fut] = (next_id, params, x, sug)
+                    in_flight[fut] = (next_id, params, x, sug, j)
                     next_id += 1
                 continue  # fill every free slot before waiting; running points are pending
             if not in_flight:
                 break
             finished, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
             for fut in sorted(finished, key=lambda f: in_flight[f][0]):
-                tid, params, _, sug = in_flight.pop(fut)
+                tid, params, _, sug, j = in_flight.pop(fut)
                 try:
                     value, error, seconds = fut.result()
                 except Exception as e:
                     value, error, seconds = None, f"{type(e).__name__}: {e}", 0.0
-                trial = _record(problem, trials, tid, params, value, error, seconds, sug)
+                trial = _record(problem, trials, tid, params, value, error, seconds, sug, j)
                 trials.append(trial)
                 if log is not None:
                     log.append(trial)
@@ -331,12 +337,14 @@ def _record(
     error: str,
     seconds: float,
     sug: Suggestion,
+    index: int = 0,
 ) -> Trial:
     values = [t.value for t in trials if t.status == "complete"]
     if value is not None:
         values.append(value)
     best = best_observed(problem.space, values)
     info = sug.info
+    pred = (info.get("predictions") or [{}] * (index + 1))[index]
     return Trial(
         trial=tid,
         params=params,
@@ -352,6 +360,8 @@ def _record(
         eval_seconds=seconds,
         error=error,
         finished_at=time.time(),
+        predicted_mean=pred.get("mean"),
+        predicted_sd=pred.get("sd"),
         extra={"diagnostics": info.get("diagnostics", {})},
     )
 

@@ -47,7 +47,7 @@ __all__ = [
     "utc_now",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: trials.predicted_mean / predicted_sd (a v1 file is upgraded on open)
 STATES = ("pending", "complete", "failed", "abandoned")
 TERMINAL_STATES = ("complete", "failed")  # changing these needs overwrite
 BUSY_TIMEOUT_S = 60.0
@@ -81,6 +81,8 @@ CREATE TABLE trials (
     acquisition  TEXT,
     created_at   TEXT NOT NULL,
     completed_at TEXT,
+    predicted_mean REAL,                 -- what the model expected to measure (objective units)
+    predicted_sd   REAL,                 -- and its predictive standard deviation (NULL for init)
     CHECK ((state = 'complete') = (value IS NOT NULL))
 );
 CREATE TABLE events (
@@ -146,6 +148,8 @@ class TrialRecord:
     acquisition: str | None = None
     created_at: str = ""
     completed_at: str | None = None
+    predicted_mean: float | None = None
+    predicted_sd: float | None = None
 
     @property
     def proposed_by(self) -> str:
@@ -166,6 +170,8 @@ class NewTrial:
     phase: str = "init"
     surrogate: str | None = None
     acquisition: str | None = None
+    predicted_mean: float | None = None
+    predicted_sd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -189,6 +195,7 @@ class Snapshot:
 
 
 def _row_to_trial(row: sqlite3.Row) -> TrialRecord:
+    cols = row.keys()  # (``in row`` would search the values of a sqlite3.Row)
     return TrialRecord(
         trial_id=row["trial_id"],
         params=json.loads(row["params"]),
@@ -199,6 +206,8 @@ def _row_to_trial(row: sqlite3.Row) -> TrialRecord:
         acquisition=row["acquisition"],
         created_at=row["created_at"],
         completed_at=row["completed_at"],
+        predicted_mean=row["predicted_mean"] if "predicted_mean" in cols else None,
+        predicted_sd=row["predicted_sd"] if "predicted_sd" in cols else None,
     )
 
 
@@ -303,6 +312,8 @@ class StudyStorage:
         if version < 1:
             conn.close()
             raise StorageError(f"{path}: not a bocli study (no schema version)")
+        if version < SCHEMA_VERSION:
+            _upgrade(conn, path)
         return cls(path, conn)
 
     def close(self) -> None:
@@ -405,24 +416,39 @@ class _Writer:
         now = utc_now()
         tid = self.n_trials()  # dense ids; we hold the write lock
         done = now if t.state != "pending" else None
+        row = {
+            "trial_id": tid,
+            "params": json.dumps(t.params, sort_keys=False),
+            "state": t.state,
+            "value": t.value,
+            "phase": t.phase,
+            "surrogate": t.surrogate,
+            "acquisition": t.acquisition,
+            "created_at": now,
+            "completed_at": done,
+        }
+        if _has_predictions(self._conn):  # a v1 file that could not be upgraded (read-only)
+            row.update(
+                predicted_mean=_finite(t.predicted_mean), predicted_sd=_finite(t.predicted_sd)
+            )
         self._conn.execute(
-            "INSERT INTO trials VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                tid,
-                json.dumps(t.params, sort_keys=False),
-                t.state,
-                t.value,
-                t.phase,
-                t.surrogate,
-                t.acquisition,
-                now,
-                done,
-            ),
+            f"INSERT INTO trials ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            tuple(row.values()),
         )
         if source is not None:
             self._event(tid, None, t.state, None, t.value, source, now)
         return TrialRecord(
-            tid, dict(t.params), t.state, t.value, t.phase, t.surrogate, t.acquisition, now, done
+            tid,
+            dict(t.params),
+            t.state,
+            t.value,
+            t.phase,
+            t.surrogate,
+            t.acquisition,
+            now,
+            done,
+            row.get("predicted_mean"),
+            row.get("predicted_sd"),
         )
 
     def update(self, old: TrialRecord, new: TrialUpdate, source: str) -> None:
@@ -454,6 +480,35 @@ class _Writer:
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (tid, at, old_state, new_state, old_value, new_value, source),
         )
+
+
+def _finite(v: float | None) -> float | None:
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+def _has_predictions(conn: sqlite3.Connection) -> bool:
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(trials)").fetchall()}
+    return "predicted_mean" in cols
+
+
+def _upgrade(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring a schema-1 study to the current schema in one transaction (columns are only added).
+
+    A file this process may not write (read-only) stays at schema 1 and is read as it is.
+    """
+    try:
+        with _transaction(conn, path, "BEGIN IMMEDIATE"):
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if int(row[0]) >= SCHEMA_VERSION:
+                return  # another process upgraded it meanwhile
+            if not _has_predictions(conn):
+                conn.execute("ALTER TABLE trials ADD COLUMN predicted_mean REAL")
+                conn.execute("ALTER TABLE trials ADD COLUMN predicted_sd REAL")
+            conn.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+            )
+    except StorageError:
+        pass  # read-only or locked for too long: reading works on schema 1 as well
 
 
 def _check_state(state: str, value: float | None) -> None:

@@ -186,14 +186,17 @@ def ask(
                 device=device,
             )
             model = sug.info.get("phase") == "model"
+            preds = sug.info.get("predictions") or [{}] * len(sug.params)
             new = [
                 NewTrial(
                     params=tidy_params(space, p),
                     phase="model" if model else "init",
                     surrogate=sur if model else None,
                     acquisition=acq if model else None,
+                    predicted_mean=pred.get("mean"),
+                    predicted_sd=pred.get("sd"),
                 )
-                for p in sug.params
+                for p, pred in zip(sug.params, preds, strict=True)
             ]
             try:
                 trials = st.reserve(new, expected_n_trials=snap.n_trials)
@@ -576,7 +579,7 @@ def study_status(path: str | Path) -> dict[str, Any]:
 
 def export_columns(space: Space) -> list[str]:
     return ["trial_id", *space.names, space.objective.name, "status", "proposed_by",
-            "created_at", "completed_at"]  # fmt: skip
+            "created_at", "completed_at", "predicted_mean", "predicted_sd"]  # fmt: skip
 
 
 def trial_row(space: Space, t: TrialRecord) -> dict[str, Any]:
@@ -588,6 +591,8 @@ def trial_row(space: Space, t: TrialRecord) -> dict[str, Any]:
         "proposed_by": t.proposed_by,
         "created_at": t.created_at,
         "completed_at": t.completed_at,
+        "predicted_mean": t.predicted_mean,
+        "predicted_sd": t.predicted_sd,
     }
 
 

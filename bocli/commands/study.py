@@ -187,17 +187,36 @@ def _render_trials(study: str, trials: list[Any], fmt: str) -> str:
     obj = space.objective.name
     if fmt == "json":
         items = [
-            {"trial_id": t.trial_id, "params": t.params, "proposed_by": t.proposed_by}
+            {
+                "trial_id": t.trial_id,
+                "params": t.params,
+                "proposed_by": t.proposed_by,
+                "predicted": None
+                if t.predicted_mean is None
+                else {"mean": t.predicted_mean, "sd": t.predicted_sd},
+            }
             for t in trials
         ]
         return json.dumps(items, indent=2) + "\n"
     rows = [{"trial_id": t.trial_id, **t.params, obj: None} for t in trials]
     if fmt == "csv":
         return to_csv_text(ask_columns(space), rows)
-    return _table_text(
-        ask_columns(space)[:-1],
-        [[format_cell(r[c]) for c in ask_columns(space)[:-1]] for r in rows],
-    )
+    columns = ask_columns(space)[:-1]
+    cells = [[format_cell(r[c]) for c in columns] for r in rows]
+    if any(t.predicted_mean is not None for t in trials):
+        # what the model expects to measure: mean +- one predictive standard deviation
+        columns = [*columns, f"predicted {obj}"]
+        for row, t in zip(cells, trials, strict=True):
+            row.append(_pm(t.predicted_mean, t.predicted_sd))
+    return _table_text(columns, cells)
+
+
+def _pm(mean: float | None, sd: float | None) -> str:
+    if mean is None:
+        return ""
+    if sd is None:
+        return f"{mean:.4g}"
+    return f"{mean:.4g} ± {sd:.2g}"
 
 
 def _table_text(columns: list[str], rows: list[list[str]], title: str | None = None) -> str:

@@ -111,3 +111,29 @@ def test_cuda_suggest(branin_data, acquisition):
     s = suggest(p.space, X, y, q=2, seed=0, n_init=4, device="cuda", acquisition=acquisition)
     assert s.model.train_inputs[0].device.type == "cuda"
     assert s.X.shape == (2, 2)
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_predictions_are_in_the_objective_units(direction):
+    """The model's prediction at a proposed point is in raw units and the right sign: checked
+    against the value measured there, for a smooth function the GP knows well after 30 points."""
+    space = Space(
+        (FloatParam("a", 0.0, 10.0), FloatParam("b", -5.0, 5.0)), Objective("y", direction)
+    )
+
+    def f(x):
+        return 100.0 + 3.0 * x[:, 0] - 2.0 * x[:, 1]  # raw units far from 0 and 1
+
+    rng = np.random.default_rng(0)
+    X = rng.random((30, 2))
+    y = f(np.column_stack([X[:, 0] * 10, X[:, 1] * 10 - 5]))
+    s = suggest(space, X, y, q=2, acquisition="ucb", seed=0)
+    preds = s.info["predictions"]
+    assert len(preds) == 2
+    truth = f(np.array([[p["a"], p["b"]] for p in s.params]))
+    for p, t in zip(preds, truth, strict=True):
+        assert p["sd"] > 0
+        assert abs(p["mean"] - t) < max(3 * p["sd"], 0.5), (p, t)
+    # the Sobol design makes no predictions
+    s0 = suggest(space, X[:2], y[:2], q=1, n_init=10)
+    assert "predictions" not in s0.info

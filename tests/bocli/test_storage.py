@@ -168,7 +168,8 @@ def test_schema_enforces_value_iff_complete(study: Path) -> None:
     conn = sqlite3.connect(study)
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute(
-            "INSERT INTO trials VALUES (0, '{}', 'complete', NULL, 'init', NULL, NULL, 'x', NULL)"
+            "INSERT INTO trials (trial_id, params, state, value, phase, created_at)"
+            " VALUES (0, '{}', 'complete', NULL, 'init', 'x')"
         )
 
 
@@ -185,3 +186,33 @@ def test_concurrent_processes_get_distinct_dense_ids(study: Path) -> None:
     assert ids == list(range(40))
     with StudyStorage.open(study) as st:
         assert len(st.trials()) == 40
+
+
+def test_schema_1_file_is_upgraded_on_open_and_keeps_every_trial(study: Path) -> None:
+    with StudyStorage.open(study) as st:
+        st.reserve([NewTrial(P), NewTrial(P, state="complete", value=2.5, phase="import")])
+    # make it what bocli 0.1 wrote: no prediction columns, schema 1
+    conn = sqlite3.connect(study)
+    conn.execute("ALTER TABLE trials DROP COLUMN predicted_mean")
+    conn.execute("ALTER TABLE trials DROP COLUMN predicted_sd")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with StudyStorage.open(study) as st:
+        assert st.meta()["schema_version"] == str(SCHEMA_VERSION)
+        old = st.trials()
+        assert [(t.state, t.value, t.predicted_mean) for t in old] == [
+            ("pending", None, None),
+            ("complete", 2.5, None),
+        ]
+        new = st.reserve([NewTrial(P, phase="model", predicted_mean=1.5, predicted_sd=0.25)])
+    with StudyStorage.open(study) as st:
+        t = st.trials()[new[0].trial_id]
+        assert (t.predicted_mean, t.predicted_sd) == (1.5, 0.25)
+
+
+def test_predictions_are_stored_finite_or_not_at_all(study: Path) -> None:
+    with StudyStorage.open(study) as st:
+        st.reserve([NewTrial(P, predicted_mean=float("nan"), predicted_sd=float("inf"))])
+        t = st.trials()[0]
+    assert (t.predicted_mean, t.predicted_sd) == (None, None)

@@ -155,6 +155,32 @@ def test_ask_formats_json_and_table(study: Path) -> None:
     assert csv_out.startswith("trial_id,temperature") and "\n2," in csv_out
 
 
+def test_model_asks_say_what_the_model_expects(tmp_path: Path) -> None:
+    """After the design, ask reports the predicted value +- sd (json, table, export); the CSV to
+    fill in stays trial_id, parameters, objective."""
+    path = tmp_path / "b.db"
+    init_study(path, problem="branin", n_init=4, check_models=False)
+    for _ in range(4):
+        item = json.loads(run("ask", path, "--format", "json").stdout)[0]
+        assert item["predicted"] is None  # Sobol design
+        x0, x1 = item["params"]["x0"], item["params"]["x1"]
+        run("tell", path, "--trial", item["trial_id"], "--value", 10 + x0**2 + x1)
+    item = json.loads(run("ask", path, "--format", "json").stdout)[0]
+    assert item["proposed_by"] == "gp+ei"
+    pred = item["predicted"]
+    assert pred["sd"] > 0 and abs(pred["mean"]) < 1e3
+    assert "predicted value" in run("ask", path, "--format", "table").stdout
+    assert run("ask", path).stdout.splitlines()[0] == "trial_id,x0,x1,value"
+    exported = json.loads(run("export", path, "--format", "json").stdout)
+    assert exported[4]["predicted_mean"] == pytest.approx(pred["mean"])
+    assert exported[0]["predicted_mean"] is None
+    # the export (with its prediction columns) tells back without changing anything
+    run("export", path, "-o", tmp_path / "all.csv")
+    before = dump(path)
+    run("tell", path, tmp_path / "all.csv")
+    assert dump(path) == before
+
+
 def test_ask_passes_complete_pending_and_failed_trials_to_suggest(study: Path) -> None:
     with StudyStorage.open(study) as s:
         pts = SPACE.decode(SPACE.sobol(5, seed=0))
@@ -403,7 +429,7 @@ def test_status_best_and_export(study: Path, tmp_path: Path) -> None:
     tell_value(study, 2, status="failed")
     info = json.loads(run("status", study, "--format", "json").stdout)
     assert (info["trials"], info["complete"], info["failed"], info["best_trial"]) == (3, 2, 1, 1)
-    assert info["next_ask"] == "sobol design" and info["schema_version"] == 1
+    assert info["next_ask"] == "sobol design" and info["schema_version"] == 2
     text = run("status", study).stdout
     assert "3: 2 complete, 0 pending, 1 failed" in text and "best       3 (trial 1" in text
     b = json.loads(run("best", study, "--format", "json").stdout)
