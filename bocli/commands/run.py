@@ -243,6 +243,11 @@ class _Progress:
         status = f"best {best}"
         if t.regret is not None:
             status += f"  regret {t.regret:.3g}"
+        if t.value is not None and t.predicted_mean is not None and t.predicted_sd is not None:
+            # how the model's last prediction fared: honest uncertainty, visible as it runs
+            status += (
+                f"  last {t.value:.4g} (predicted {t.predicted_mean:.4g} ± {t.predicted_sd:.2g})"
+            )
         if t.status == "failed":
             self.bar.console.print(f"[yellow]trial {t.trial} failed:[/] {t.error}")
         diag = t.extra.get("diagnostics") or {}
