@@ -13,12 +13,15 @@ do not depend on unknown outcomes). This module imports torch only inside functi
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bocli.errors import UserError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from botorch.acquisition import AcquisitionFunction
@@ -450,8 +453,41 @@ def _ts(ctx: AcqContext) -> Tensor:
     cand = ctx.candidate_set(int(ctx.options.get("num_candidates", 2048)))
     with torch.no_grad(), torch.random.fork_rng():
         torch.manual_seed(ctx.seed)
-        picks = MaxPosteriorSampling(ctx.model, replacement=False)(cand, num_samples=ctx.q)
+        try:
+            picks = MaxPosteriorSampling(ctx.model, replacement=False)(cand, num_samples=ctx.q)
+        except (RuntimeError, ValueError) as e:  # a joint covariance too singular to factor
+            if not hasattr(ctx.model.posterior(cand[:1]), "distribution"):
+                raise
+            log.info("ts: joint sampling failed (%s); using an eigendecomposition", e)
+            picks = _thompson_fallback(ctx.model, cand, ctx.q)
     return _snap(picks.reshape(ctx.q, ctx.d), ctx)
+
+
+def _thompson_fallback(model: Model, cand: Tensor, q: int) -> Tensor:
+    """Joint posterior draws on ``cand`` (``m x d``) through a clamped eigendecomposition.
+
+    Near-duplicate candidates make the ``m x m`` posterior covariance singular to working
+    precision; a Cholesky factor (even jittered) can then fail, while the symmetric square root
+    with negative round-off eigenvalues set to zero always exists. Returns ``q x d`` maximizers of
+    ``q`` draws, without repeats.
+    """
+    import torch
+
+    post = model.posterior(cand.unsqueeze(0))
+    mean = post.mean.reshape(-1)
+    cov = post.distribution.covariance_matrix.reshape(len(mean), len(mean)).double()
+    evals, evecs = torch.linalg.eigh(0.5 * (cov + cov.T))
+    root = evecs * evals.clamp_min(0.0).sqrt()
+    z = torch.randn(len(mean), q, dtype=root.dtype, device=root.device)
+    draws = mean.double().unsqueeze(-1) + root @ z  # m x q
+    picks: list[int] = []
+    for j in range(q):
+        order = torch.argsort(draws[:, j], descending=True)
+        # the best candidate of this draw that is not (a copy of) one already picked
+        picks.append(
+            next(int(i) for i in order if not any(torch.equal(cand[i], cand[k]) for k in picks))
+        )
+    return cand[picks]
 
 
 @register_acquisition("random", "uniform random search (a baseline)", uses_model=False)

@@ -67,3 +67,23 @@ def test_requirements_are_checked_against_capabilities(monkeypatch):
     with pytest.raises(IncompatiblePairError, match="'kg' needs a model with fantasize"):
         check_compatible("gp", "kg")
     check_compatible("gp", "ei")  # needs nothing beyond a posterior
+
+
+def test_thompson_fallback_draws_on_a_singular_candidate_set():
+    """Exact duplicate candidates: the joint covariance is singular; the eigendecomposition route
+    still draws, picks distinct candidates, and follows the posterior (a sharp maximum at 0.3)."""
+    import torch
+
+    from bocli.acquisition import _thompson_fallback
+    from surrogates import make_surrogate
+
+    X = torch.linspace(0, 1, 25, dtype=torch.float64).unsqueeze(-1)
+    Y = -((X - 0.3) ** 2) * 50
+    model = make_surrogate("gp").fit(X, (Y - Y.mean()) / Y.std())
+    grid = torch.linspace(0, 1, 201, dtype=torch.float64).unsqueeze(-1)
+    cand = torch.cat([grid, grid])  # every candidate twice
+    torch.manual_seed(0)
+    picks = _thompson_fallback(model, cand, 3)
+    assert picks.shape == (3, 1)
+    assert len({tuple(r.tolist()) for r in picks}) == 3  # distinct points, not only indices
+    assert (picks - 0.3).abs().max() < 0.05
