@@ -604,6 +604,19 @@ def export_rows(path: str | Path) -> tuple[list[str], list[dict[str, Any]]]:
     return export_columns(space), [trial_row(space, t) for t in trials]
 
 
+def pending_rows(path: str | Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """The pending trials in the layout ``ask`` writes (columns ``ask_columns``, empty objective)."""
+    with StudyStorage.open(path) as st:
+        space = st.settings.space
+        trials = st.trials()
+    rows = [
+        {"trial_id": t.trial_id, **t.params, space.objective.name: None}
+        for t in trials
+        if t.state == "pending"
+    ]
+    return ask_columns(space), rows
+
+
 def export_csv(path: str | Path) -> str:
     """The study as CSV text; telling it back to the study changes nothing."""
     columns, rows = export_rows(path)

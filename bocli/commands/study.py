@@ -374,22 +374,34 @@ def best(study: str, fmt: str) -> None:
     default=None,
     help="Write to this file (default: standard output).",
 )
+@click.option(
+    "--pending",
+    is_flag=True,
+    help="Only the pending trials, laid out as `bocli ask` writes them (to re-make a lost batch).",
+)
+@click.option(
+    "--force", is_flag=True, help="With --pending: replace -o FILE even if it holds untold results."
+)
 @format_option("csv", "json")
-def export(study: str, output: str | None, fmt: str) -> None:
+def export(study: str, output: str | None, pending: bool, force: bool, fmt: str) -> None:
     """Write every trial of STUDY: trial_id, parameters, objective, status and provenance.
 
     The CSV can be told back (`bocli tell`), which changes nothing, or edited and told with
-    --overwrite to correct results.
+    --overwrite to correct results. With --pending, only the trials still waiting for a result, in
+    the columns `bocli ask` writes: fill in the objective and tell it.
 
     \b
     Examples:
       bocli export study.db -o all.csv
       bocli export study.db --format json
+      bocli export study.db --pending -o batch.csv
     """
     from bocli.csvio import to_csv_text
-    from bocli.study import export_rows
+    from bocli.study import check_overwrite, export_rows, pending_rows
 
-    columns, rows = export_rows(study)
+    if pending and output is not None and not force:
+        check_overwrite(study, output)  # a half-filled batch must not be replaced by a blank one
+    columns, rows = pending_rows(study) if pending else export_rows(study)
     text = json.dumps(rows) + "\n" if fmt == "json" else to_csv_text(columns, rows)
     if output is None:
         click.echo(text, nl=False)

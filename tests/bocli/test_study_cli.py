@@ -624,3 +624,22 @@ def test_malformed_files_never_change_the_study_nor_crash(
         assert dump(path) == before
         assert all(line.startswith(str(d / "in.csv")) or "problem" in line
                    for line in r.stderr.replace("Error: ", "").splitlines())  # fmt: skip
+
+
+def test_export_pending_remakes_a_lost_batch(study: Path, tmp_path: Path) -> None:
+    run("ask", study, "-n", "3", "-o", tmp_path / "batch.csv")
+    (tmp_path / "batch.csv").unlink()  # lost
+    again = tmp_path / "again.csv"
+    run("export", study, "--pending", "-o", again)
+    rows = read_csv(again)
+    assert list(rows[0]) == ["trial_id", *SPACE.names, "yield"]
+    assert [r["trial_id"] for r in rows] == ["0", "1", "2"] and all(r["yield"] == "" for r in rows)
+    rows[0]["yield"] = "4.5"
+    write_rows(again, rows)
+    # a half-filled batch is not replaced by a blank one...
+    r = run("export", study, "--pending", "-o", again, ok=False)
+    assert r.exit_code == 2 and "results not yet told" in r.output
+    run("tell", study, again)
+    # ...and once told, the remaining pending trials are what --pending gives
+    run("export", study, "--pending", "-o", again)
+    assert [r["trial_id"] for r in read_csv(again)] == ["1", "2"]
