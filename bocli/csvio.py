@@ -27,6 +27,7 @@ import codecs
 import csv
 import difflib
 import io
+import json
 import math
 import os
 import re
@@ -49,7 +50,14 @@ __all__ = [
     "write_csv",
 ]
 
-INFO_COLUMNS = ("proposed_by", "created_at", "completed_at", "predicted_mean", "predicted_sd")
+INFO_COLUMNS = (
+    "proposed_by",
+    "created_at",
+    "completed_at",
+    "predicted_mean",
+    "predicted_sd",
+    "diagnostics",
+)
 MAX_PROBLEMS_SHOWN = 10
 
 _STATUS_ALIASES = {
@@ -445,6 +453,8 @@ def format_cell(value: Any) -> str:
         if not math.isfinite(value):
             return ""
         return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)  # e.g. a trial's fit diagnostics
     return str(value)
 
 

@@ -47,7 +47,7 @@ __all__ = [
     "utc_now",
 ]
 
-SCHEMA_VERSION = 2  # 2: trials.predicted_mean / predicted_sd (a v1 file is upgraded on open)
+SCHEMA_VERSION = 2  # 2: trials.predicted_mean / predicted_sd / diagnostics (v1 upgraded on open)
 STATES = ("pending", "complete", "failed", "abandoned")
 TERMINAL_STATES = ("complete", "failed")  # changing these needs overwrite
 BUSY_TIMEOUT_S = 60.0
@@ -83,6 +83,7 @@ CREATE TABLE trials (
     completed_at TEXT,
     predicted_mean REAL,                 -- what the model expected to measure (objective units)
     predicted_sd   REAL,                 -- and its predictive standard deviation (NULL for init)
+    diagnostics    TEXT,                 -- JSON: the proposing model's fit diagnostics (or NULL)
     CHECK ((state = 'complete') = (value IS NOT NULL))
 );
 CREATE TABLE events (
@@ -150,6 +151,7 @@ class TrialRecord:
     completed_at: str | None = None
     predicted_mean: float | None = None
     predicted_sd: float | None = None
+    diagnostics: dict[str, Any] | None = None
 
     @property
     def proposed_by(self) -> str:
@@ -172,6 +174,7 @@ class NewTrial:
     acquisition: str | None = None
     predicted_mean: float | None = None
     predicted_sd: float | None = None
+    diagnostics: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,7 @@ def _row_to_trial(row: sqlite3.Row) -> TrialRecord:
         completed_at=row["completed_at"],
         predicted_mean=row["predicted_mean"] if "predicted_mean" in cols else None,
         predicted_sd=row["predicted_sd"] if "predicted_sd" in cols else None,
+        diagnostics=_parse_json(row["diagnostics"]) if "diagnostics" in cols else None,
     )
 
 
@@ -427,10 +431,14 @@ class _Writer:
             "created_at": now,
             "completed_at": done,
         }
-        if _has_predictions(self._conn):  # a v1 file that could not be upgraded (read-only)
-            row.update(
-                predicted_mean=_finite(t.predicted_mean), predicted_sd=_finite(t.predicted_sd)
-            )
+        optional = {
+            "predicted_mean": _finite(t.predicted_mean),
+            "predicted_sd": _finite(t.predicted_sd),
+            "diagnostics": _json_or_none(t.diagnostics),
+        }
+        # all of them, unless this is a schema-1 file that could not be upgraded (read-only)
+        have = _trial_columns(self._conn)
+        row.update({k: v for k, v in optional.items() if k in have})
         self._conn.execute(
             f"INSERT INTO trials ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
             tuple(row.values()),
@@ -449,6 +457,7 @@ class _Writer:
             done,
             row.get("predicted_mean"),
             row.get("predicted_sd"),
+            _parse_json(row.get("diagnostics")),
         )
 
     def update(self, old: TrialRecord, new: TrialUpdate, source: str) -> None:
@@ -486,9 +495,32 @@ def _finite(v: float | None) -> float | None:
     return float(v) if v is not None and math.isfinite(v) else None
 
 
-def _has_predictions(conn: sqlite3.Connection) -> bool:
-    cols = {r[1] for r in conn.execute("PRAGMA table_info(trials)").fetchall()}
-    return "predicted_mean" in cols
+def _json_or_none(d: dict[str, Any] | None) -> str | None:
+    """Diagnostics as strict JSON (non-finite numbers become null), or None when empty."""
+    if not d:
+        return None
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        return v if v is None or isinstance(v, str | int | float | bool) else str(v)
+
+    return json.dumps(clean(d), sort_keys=True)
+
+
+def _parse_json(text: str | None) -> dict[str, Any] | None:
+    return json.loads(text) if text else None
+
+
+_ADDED_IN_2 = {"predicted_mean": "REAL", "predicted_sd": "REAL", "diagnostics": "TEXT"}
+
+
+def _trial_columns(conn: sqlite3.Connection) -> set[str]:
+    return {r[1] for r in conn.execute("PRAGMA table_info(trials)").fetchall()}
 
 
 def _upgrade(conn: sqlite3.Connection, path: Path) -> None:
@@ -501,9 +533,10 @@ def _upgrade(conn: sqlite3.Connection, path: Path) -> None:
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if int(row[0]) >= SCHEMA_VERSION:
                 return  # another process upgraded it meanwhile
-            if not _has_predictions(conn):
-                conn.execute("ALTER TABLE trials ADD COLUMN predicted_mean REAL")
-                conn.execute("ALTER TABLE trials ADD COLUMN predicted_sd REAL")
+            have = _trial_columns(conn)
+            for name, sql_type in _ADDED_IN_2.items():
+                if name not in have:
+                    conn.execute(f"ALTER TABLE trials ADD COLUMN {name} {sql_type}")
             conn.execute(
                 "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
             )

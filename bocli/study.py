@@ -195,6 +195,7 @@ def ask(
                     acquisition=acq if model else None,
                     predicted_mean=pred.get("mean"),
                     predicted_sd=pred.get("sd"),
+                    diagnostics=sug.info.get("diagnostics") or None,
                 )
                 for p, pred in zip(sug.params, preds, strict=True)
             ]
@@ -579,7 +580,8 @@ def study_status(path: str | Path) -> dict[str, Any]:
 
 def export_columns(space: Space) -> list[str]:
     return ["trial_id", *space.names, space.objective.name, "status", "proposed_by",
-            "created_at", "completed_at", "predicted_mean", "predicted_sd"]  # fmt: skip
+            "created_at", "completed_at", "predicted_mean", "predicted_sd",
+            "diagnostics"]  # fmt: skip
 
 
 def trial_row(space: Space, t: TrialRecord) -> dict[str, Any]:
@@ -593,6 +595,7 @@ def trial_row(space: Space, t: TrialRecord) -> dict[str, Any]:
         "completed_at": t.completed_at,
         "predicted_mean": t.predicted_mean,
         "predicted_sd": t.predicted_sd,
+        "diagnostics": t.diagnostics,
     }
 
 

@@ -153,6 +153,9 @@ def ask(
         else None,
         device=device,
     )
+    warning = (result.info.get("diagnostics") or {}).get("warning")
+    if warning:  # e.g. hmc: many divergent transitions, and which setting to change
+        click.echo(f"warning: {result.info['surrogate']}: {warning}", err=True)
     try:
         text = _render_trials(study, result.trials, fmt)
         if out is None:

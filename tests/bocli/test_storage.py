@@ -195,6 +195,7 @@ def test_schema_1_file_is_upgraded_on_open_and_keeps_every_trial(study: Path) ->
     conn = sqlite3.connect(study)
     conn.execute("ALTER TABLE trials DROP COLUMN predicted_mean")
     conn.execute("ALTER TABLE trials DROP COLUMN predicted_sd")
+    conn.execute("ALTER TABLE trials DROP COLUMN diagnostics")
     conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
@@ -205,10 +206,19 @@ def test_schema_1_file_is_upgraded_on_open_and_keeps_every_trial(study: Path) ->
             ("pending", None, None),
             ("complete", 2.5, None),
         ]
-        new = st.reserve([NewTrial(P, phase="model", predicted_mean=1.5, predicted_sd=0.25)])
+        diag = {"divergences": 3, "r_hat_max": float("nan"), "warning": "3 of 200 diverged"}
+        new = st.reserve(
+            [NewTrial(P, phase="model", predicted_mean=1.5, predicted_sd=0.25, diagnostics=diag)]
+        )
     with StudyStorage.open(study) as st:
         t = st.trials()[new[0].trial_id]
         assert (t.predicted_mean, t.predicted_sd) == (1.5, 0.25)
+        # stored as strict JSON: a NaN r-hat (too few draws) becomes null
+        assert t.diagnostics == {
+            "divergences": 3,
+            "r_hat_max": None,
+            "warning": "3 of 200 diverged",
+        }
 
 
 def test_predictions_are_stored_finite_or_not_at_all(study: Path) -> None:

@@ -174,6 +174,8 @@ def test_model_asks_say_what_the_model_expects(tmp_path: Path) -> None:
     exported = json.loads(run("export", path, "--format", "json").stdout)
     assert exported[4]["predicted_mean"] == pytest.approx(pred["mean"])
     assert exported[0]["predicted_mean"] is None
+    # the proposing model's fit diagnostics are stored with the trial (none for the design)
+    assert exported[4]["diagnostics"]["fit_status"] == "ok" and exported[0]["diagnostics"] is None
     # the export (with its prediction columns) tells back without changing anything
     run("export", path, "-o", tmp_path / "all.csv")
     before = dump(path)
@@ -643,3 +645,24 @@ def test_export_pending_remakes_a_lost_batch(study: Path, tmp_path: Path) -> Non
     # ...and once told, the remaining pending trials are what --pending gives
     run("export", study, "--pending", "-o", again)
     assert [r["trial_id"] for r in read_csv(again)] == ["1", "2"]
+
+
+def test_ask_shows_and_stores_a_fit_warning(study: Path, monkeypatch: Any) -> None:
+    """A model whose fit went badly (hmc divergences) says so on stderr; the study keeps it."""
+    import bocli.engine
+
+    def suggest(space: Space, X: np.ndarray, y: np.ndarray, **kw: Any) -> Suggestion:
+        pts = space.sobol(kw["q"], seed=0, skip=kw["n_issued"])
+        diag = {
+            "divergences": 40,
+            "warning": "40 of 200 NUTS transitions diverged; raise target_accept",
+        }
+        info = {"phase": "model", "surrogate": "hmc", "acquisition": "ei", "diagnostics": diag}
+        return Suggestion(pts, space.decode(pts), info)
+
+    monkeypatch.setattr(bocli.engine, "suggest", suggest)
+    r = run("ask", study, "-s", "hmc", "--format", "json")
+    assert "warning: hmc: 40 of 200 NUTS transitions diverged; raise target_accept" in r.stderr
+    assert json.loads(r.stdout)[0]["proposed_by"] == "hmc+ei"
+    with StudyStorage.open(study) as s:
+        assert s.trials()[0].diagnostics["divergences"] == 40
