@@ -137,3 +137,29 @@ def test_predictions_are_in_the_objective_units(direction):
     # the Sobol design makes no predictions
     s0 = suggest(space, X[:2], y[:2], q=1, n_init=10)
     assert "predictions" not in s0.info
+
+
+def test_model_suggest_does_not_load_jax_and_hmc_still_can():
+    """botorch would import JAX + numpyro (~1 s of every cold ask); the engine hides them while
+    botorch loads, and hmc (which needs them) still imports them afterwards. A fresh interpreter,
+    since this test process may have loaded them already."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+import numpy as np
+from bocli.engine import suggest
+from problems import get_problem
+p = get_problem("branin")
+X = np.random.default_rng(0).random((8, 2))
+y = np.array([p.evaluate(q) for q in p.space.decode(X)])
+s = suggest(p.space, X, y, n_init=4, num_restarts=2, raw_samples=32)
+assert s.info["phase"] == "model"
+assert "jax" not in sys.modules and "numpyro" not in sys.modules, "jax was imported"
+import jax, numpyro  # still importable for hmc
+import botorch.models.fully_bayesian
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-2000:]
