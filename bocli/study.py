@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -574,8 +575,36 @@ def study_status(path: str | Path) -> dict[str, Any]:
         "n_init": s.n_init,
         "created_at": s.created_at,
         "schema_version": int(meta.get("schema_version", 0)),
+        "predictions": prediction_check(trials),
     }
     return out
+
+
+def prediction_check(trials: Sequence[TrialRecord]) -> dict[str, Any] | None:
+    """How the model's predictions held up against the results told since.
+
+    Over complete trials that carry a prediction: how many results fell inside the central 90%
+    interval ``mean +- 1.645 sd`` (about 90% for an honest model; much lower means overconfident),
+    and the median absolute error next to the median predicted sd. None when nothing is checkable.
+    """
+    pairs = [
+        (t.value, t.predicted_mean, t.predicted_sd)
+        for t in trials
+        if t.state == "complete"
+        and t.value is not None
+        and t.predicted_mean is not None
+        and t.predicted_sd is not None
+    ]
+    if not pairs:
+        return None
+    errors = [abs(v - m) for v, m, _ in pairs]
+    inside = sum(abs(v - m) <= 1.6449 * sd for v, m, sd in pairs)
+    return {
+        "checked": len(pairs),
+        "within_90": inside,
+        "median_abs_error": statistics.median(errors),
+        "median_sd": statistics.median(sd for _, _, sd in pairs),
+    }
 
 
 def export_columns(space: Space) -> list[str]:

@@ -336,6 +336,13 @@ def status(study: str, fmt: str) -> None:
         )
         if info["regret"] is not None:
             lines.append(f"regret     {info['regret']:.4g}")
+    pc = info["predictions"]
+    if pc is not None:
+        lines.append(
+            f"model      {pc['within_90']} of {pc['checked']} results inside the predicted 90% "
+            f"interval; median error {pc['median_abs_error']:.3g} vs predicted sd "
+            f"{pc['median_sd']:.3g}"
+        )
     lines.append(f"next ask   {info['next_ask']}")
     click.echo("\n".join(lines))
 

@@ -666,3 +666,33 @@ def test_ask_shows_and_stores_a_fit_warning(study: Path, monkeypatch: Any) -> No
     assert json.loads(r.stdout)[0]["proposed_by"] == "hmc+ei"
     with StudyStorage.open(study) as s:
         assert s.trials()[0].diagnostics["divergences"] == 40
+
+
+def test_status_checks_the_predictions_against_the_results(study: Path) -> None:
+    from bocli.storage import TrialRecord
+    from bocli.study import prediction_check
+
+    def t(i: int, value: float | None, mean: float | None, sd: float | None) -> TrialRecord:
+        state = "complete" if value is not None else "pending"
+        return TrialRecord(i, {}, state, value, "model", predicted_mean=mean, predicted_sd=sd)
+
+    trials = [
+        t(0, 1.0, None, None),  # design: nothing to check
+        t(1, 1.0, 1.1, 0.1),  # inside (error 0.1 <= 0.164)
+        t(2, 3.0, 1.0, 0.5),  # outside (error 2 > 0.82)
+        t(3, 2.0, 1.5, 1.0),  # inside
+        t(4, None, 0.0, 1.0),  # pending: not told yet
+    ]
+    pc = prediction_check(trials)
+    assert pc == {"checked": 3, "within_90": 2, "median_abs_error": 0.5, "median_sd": 0.5}
+    assert prediction_check(trials[:1]) is None
+    # the status command says it in one line once there is something to check
+    with StudyStorage.open(study) as s:
+        s.reserve([NewTrial({"temperature": 50.5, "conc": 0.01, "cycles": 3, "solvent": "water"},
+                            state="complete", value=2.0, phase="model", predicted_mean=1.5,
+                            predicted_sd=1.0)])  # fmt: skip
+    out = run("status", study).stdout
+    assert "1 of 1 results inside the predicted 90% interval" in out
+    assert (
+        json.loads(run("status", study, "--format", "json").stdout)["predictions"]["checked"] == 1
+    )
