@@ -49,14 +49,20 @@ class IBNN(Surrogate):
         if self.weight_var <= 0 or self.bias_var <= 0:
             raise ValueError("weight_var and bias_var must be positive")
 
-    def fit(self, train_X: Tensor, train_Y: Tensor, cat_dims: Sequence[int] = ()) -> Model:
-        # categorical columns are treated as ordinal: the NNGP kernel has no categorical variant
+    def kernel(self, train_X: Tensor) -> InfiniteWidthBNNKernel:
+        """The NNGP kernel with these settings, on ``train_X``'s device and dtype; its variances
+        are frozen unless ``fit_variances``."""
         kernel = InfiniteWidthBNNKernel(depth=self.depth, device=train_X.device).to(train_X)
         kernel.weight_var = torch.tensor(self.weight_var).to(train_X)
         kernel.bias_var = torch.tensor(self.bias_var).to(train_X)
         if not self.fit_variances:
             kernel.raw_weight_var.requires_grad_(False)
             kernel.raw_bias_var.requires_grad_(False)
+        return kernel
+
+    def fit(self, train_X: Tensor, train_Y: Tensor, cat_dims: Sequence[int] = ()) -> Model:
+        # categorical columns are treated as ordinal: the NNGP kernel has no categorical variant
+        kernel = self.kernel(train_X)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = SingleTaskGP(

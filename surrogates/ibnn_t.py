@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -48,7 +48,7 @@ from linear_operator import to_linear_operator
 from linear_operator.utils.cholesky import psd_safe_cholesky
 from torch import Tensor
 
-from surrogates.base import Surrogate
+from surrogates.ibnn import IBNN
 from surrogates.registry import register_surrogate
 
 __all__ = ["IBNNT", "StudentTPosterior", "StudentTProcessModel", "student_t_log_marginal"]
@@ -315,27 +315,21 @@ class StudentTProcessModel(Model):
 
 @register_surrogate("ibnn-t")
 @dataclass
-class IBNNT(Surrogate):
-    """Student-t process with the infinite-width ReLU BNN kernel (scale mixture of the NNGP)."""
+class IBNNT(IBNN):
+    """Student-t process with the infinite-width ReLU BNN kernel (scale mixture of the NNGP).
+
+    The kernel settings (depth, variances, ``fit_variances``) and their checks are ``ibnn``'s."""
 
     description = (
         "Student-t scale mixture of the NNGP (inverse-gamma last-layer scale; heavy-tailed ibnn)"
     )
     capabilities = frozenset({"fantasize", "gaussian", "condition"})
 
-    depth: int = 3
-    weight_var: float = 10.0
-    bias_var: float = 1.3
     alpha: float = 2.0
     beta: float = 2.0
-    fit_variances: bool = False
-    diagnostics: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.depth < 1:
-            raise ValueError("depth must be at least 1")
-        if self.weight_var <= 0 or self.bias_var <= 0:
-            raise ValueError("weight_var and bias_var must be positive")
+        super().__post_init__()
         if self.alpha <= 1 or self.beta <= 0:
             raise ValueError("alpha must be > 1 (a finite predictive variance) and beta > 0")
 
@@ -346,9 +340,7 @@ class IBNNT(Surrogate):
             train_X: ``n x d`` inputs in the unit cube; categorical columns are treated as ordinal.
             train_Y: ``n x 1`` standardized outcomes.
         """
-        kernel = InfiniteWidthBNNKernel(depth=self.depth, device=train_X.device).to(train_X)
-        kernel.weight_var = torch.tensor(self.weight_var).to(train_X)
-        kernel.bias_var = torch.tensor(self.bias_var).to(train_X)
+        kernel = self.kernel(train_X)
         y = train_Y[..., 0]
         n = y.shape[-1]
         eye = torch.eye(n, dtype=train_X.dtype, device=train_X.device)
@@ -357,9 +349,6 @@ class IBNNT(Surrogate):
         params = [mean, log_tau]
         if self.fit_variances:
             params += [kernel.raw_weight_var, kernel.raw_bias_var]
-        else:
-            kernel.raw_weight_var.requires_grad_(False)
-            kernel.raw_bias_var.requires_grad_(False)
 
         K0 = None if self.fit_variances else kernel.forward(train_X, train_X).detach()
 
