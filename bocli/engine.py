@@ -108,9 +108,15 @@ def check_models(
     make_surrogate(surrogate, surrogate_options)
 
 
+def _location_scale(y: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation used to standardize ``y`` (scale 1 for constant ``y``)."""
+    std = float(y.std())
+    return float(y.mean()), (std if std > 1e-12 else 1.0)
+
+
 def _standardize(y: np.ndarray) -> np.ndarray:
-    std = y.std()
-    return (y - y.mean()) / (std if std > 1e-12 else 1.0)
+    loc, scale = _location_scale(y)
+    return (y - loc) / scale
 
 
 def predict(model: Any, X: Any, space: Space, y: np.ndarray) -> list[dict[str, float]] | None:
@@ -129,8 +135,7 @@ def predict(model: Any, X: Any, space: Space, y: np.ndarray) -> list[dict[str, f
     """
     import torch
 
-    z = space.objective.sign * np.asarray(y, dtype=np.float64)
-    std = z.std() if z.std() > 1e-12 else 1.0
+    loc, scale = _location_scale(space.objective.sign * np.asarray(y, dtype=np.float64))
     try:
         with torch.no_grad():
             try:
@@ -143,8 +148,8 @@ def predict(model: Any, X: Any, space: Space, y: np.ndarray) -> list[dict[str, f
         return None
     if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var))):
         return None
-    mean_raw = space.objective.sign * (mean * std + z.mean())
-    sd_raw = np.sqrt(np.clip(var, 0.0, None)) * std
+    mean_raw = space.objective.sign * (mean * scale + loc)
+    sd_raw = np.sqrt(np.clip(var, 0.0, None)) * scale
     return [{"mean": float(m), "sd": float(s)} for m, s in zip(mean_raw, sd_raw, strict=True)]
 
 

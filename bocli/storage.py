@@ -407,6 +407,9 @@ class _Writer:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        # the optional columns this file has: all, unless a schema-1 file could not be upgraded
+        # (read-only); read once per transaction, not per inserted trial
+        self._columns = _trial_columns(conn)
 
     def n_trials(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
@@ -436,9 +439,7 @@ class _Writer:
             "predicted_sd": _finite(t.predicted_sd),
             "diagnostics": _json_or_none(t.diagnostics),
         }
-        # all of them, unless this is a schema-1 file that could not be upgraded (read-only)
-        have = _trial_columns(self._conn)
-        row.update({k: v for k, v in optional.items() if k in have})
+        row.update({k: v for k, v in optional.items() if k in self._columns})
         self._conn.execute(
             f"INSERT INTO trials ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
             tuple(row.values()),

@@ -33,6 +33,7 @@ How acquisitions see it:
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -56,14 +57,21 @@ __all__ = ["IBNNT", "StudentTPosterior", "StudentTProcessModel", "student_t_log_
 _MIN_NOISE = 1e-4  # the noise floor of botorch's exact GPs (standardized units)
 
 
-def _gamma_quantiles(shape: float, n: int, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """``n`` stratified quantiles of Gamma(shape, 1), in a fixed scrambled order (``n``)."""
+@functools.lru_cache(maxsize=64)
+def _gamma_quantiles_cpu(shape: float, n: int) -> Tensor:
     from scipy.special import gammaincinv
 
     p = (torch.arange(n, dtype=torch.float64) + 0.5) / n
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(n))
-    q = gammaincinv(shape, p[perm].numpy())
-    return torch.as_tensor(q, device=device, dtype=dtype)
+    return torch.as_tensor(gammaincinv(shape, p[perm].numpy()))
+
+
+def _gamma_quantiles(shape: float, n: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """``n`` stratified quantiles of Gamma(shape, 1), in a fixed scrambled order (``n``).
+
+    Computed once per (shape, n): an acquisition optimizer draws from the same posterior shape
+    thousands of times."""
+    return _gamma_quantiles_cpu(float(shape), int(n)).to(device=device, dtype=dtype)
 
 
 class StudentTPosterior(GPyTorchPosterior):
