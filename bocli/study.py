@@ -641,12 +641,7 @@ def pending_rows(path: str | Path) -> tuple[list[str], list[dict[str, Any]]]:
     with StudyStorage.open(path) as st:
         space = st.settings.space
         trials = st.trials()
-    rows = [
-        {"trial_id": t.trial_id, **t.params, space.objective.name: None}
-        for t in trials
-        if t.state == "pending"
-    ]
-    return ask_columns(space), rows
+    return ask_columns(space), [ask_row(space, t) for t in trials if t.state == "pending"]
 
 
 def export_csv(path: str | Path) -> str:
@@ -657,3 +652,8 @@ def export_csv(path: str | Path) -> str:
 
 def ask_columns(space: Space) -> list[str]:
     return ["trial_id", *space.names, space.objective.name]
+
+
+def ask_row(space: Space, t: TrialRecord) -> dict[str, Any]:
+    """A trial as ``ask`` writes it: id, parameters, and the objective left empty to fill in."""
+    return {"trial_id": t.trial_id, **t.params, space.objective.name: None}

@@ -183,7 +183,7 @@ def ask(
 def _render_trials(study: str, trials: list[Any], fmt: str) -> str:
     from bocli.csvio import format_cell, to_csv_text
     from bocli.storage import StudyStorage
-    from bocli.study import ask_columns
+    from bocli.study import ask_columns, ask_row
 
     with StudyStorage.open(study) as st:
         space = st.settings.space
@@ -201,7 +201,7 @@ def _render_trials(study: str, trials: list[Any], fmt: str) -> str:
             for t in trials
         ]
         return json.dumps(items, indent=2) + "\n"
-    rows = [{"trial_id": t.trial_id, **t.params, obj: None} for t in trials]
+    rows = [ask_row(space, t) for t in trials]
     if fmt == "csv":
         return to_csv_text(ask_columns(space), rows)
     columns = ask_columns(space)[:-1]
