@@ -168,6 +168,8 @@ def ask(
             surrogate_options = s.surrogate_options if sur == s.surrogate else {}
         if acquisition_options is None:
             acquisition_options = s.acquisition_options if acq == s.acquisition else {}
+        # a bad pair or option fails now, also while the Sobol design makes no use of the model
+        validate_models(sur, acq, surrogate_options)
         for attempt in range(1, MAX_ASK_ATTEMPTS + 1):
             snap = st.snapshot()
             X, y, pending = observations(space, snap.trials)

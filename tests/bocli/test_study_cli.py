@@ -696,3 +696,13 @@ def test_status_checks_the_predictions_against_the_results(study: Path) -> None:
     assert (
         json.loads(run("status", study, "--format", "json").stdout)["predictions"]["checked"] == 1
     )
+
+
+def test_ask_refuses_a_bad_surrogate_option_during_the_design(study: Path) -> None:
+    """The design phase does not fit a model, but a typo must not wait until it does."""
+    r = run("ask", study, "-s", "ibnn-t", "--surrogate-option", "alpah=3", ok=False)
+    assert r.exit_code == 2 and "alpah" in r.output and "Traceback" not in r.output
+    r = run("ask", study, "-s", "ibnn-t", "--surrogate-option", "alpha=0.5", ok=False)
+    assert r.exit_code == 2 and "alpha must be > 1" in r.output
+    with StudyStorage.open(study) as s:
+        assert s.trials() == []  # nothing issued
