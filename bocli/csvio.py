@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bocli.errors import UserError
-from bocli.space import CategoricalParam, Space, SpaceError
+from bocli.space import CategoricalParam, Space, SpaceError, _one_line
 
 __all__ = [
     "INFO_COLUMNS",
@@ -50,8 +50,14 @@ __all__ = [
     "write_csv",
 ]
 
-INFO_COLUMNS = (
+INFO_COLUMNS = (  # bookkeeping columns of `bocli export` / a run's trials.csv: read and ignored
+    "best_so_far",
+    "regret",
     "proposed_by",
+    "fit_seconds",
+    "acq_seconds",
+    "eval_seconds",
+    "error",
     "created_at",
     "completed_at",
     "predicted_mean",
@@ -111,7 +117,7 @@ class CsvError(UserError, ValueError):
 
     def __init__(self, problems: Sequence[str]) -> None:
         # One problem is one line, whatever a file's cells held (quoted newlines, NULs).
-        self.problems = [" ".join(p.splitlines()) for p in problems]
+        self.problems = [_one_line(p) for p in problems]
         shown = self.problems[:MAX_PROBLEMS_SHOWN]
         more = len(self.problems) - len(shown)
         lines = list(shown)
@@ -244,7 +250,9 @@ def _expected_columns(space: Space) -> set[str]:
 
 def _sniff_delimiter(text: str, expected: set[str]) -> str:
     """The separator that makes the header look most like the expected columns."""
-    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    # the line ends the csv module knows (not str.splitlines, which also splits at \x0b, \x1c, \x85,
+    # \u2028 and others that are data inside a cell)
+    first = next((ln for ln in re.split(r"\r\n|[\r\n]", text) if ln.strip()), "")
     best, best_score = ",", (-1, -1)
     for d in (",", ";", "\t"):
         try:
@@ -467,15 +475,20 @@ def to_csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> st
     return buf.getvalue()
 
 
-def write_csv(path: str | Path, text: str) -> None:
-    """Write a file atomically (temporary file + rename), so a reader never sees half of it."""
+def write_csv(path: str | Path, text: str, *, durable: bool = True) -> None:
+    """Write a file atomically (temporary file + rename), so a reader never sees half of it.
+
+    ``durable=False`` skips the fsync: for exports that bocli rewrites from the study anyway
+    (a run's trials.csv), where a power cut may leave the previous version, never a torn one.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with tmp.open("w", encoding="utf-8", newline="") as f:
             f.write(text)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)

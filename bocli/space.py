@@ -19,6 +19,8 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import re
+import unicodedata
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ import numpy as np
 from bocli.errors import UserError
 
 __all__ = [
+    "RESERVED_NAMES",
     "CategoricalParam",
     "FloatParam",
     "IntParam",
@@ -41,6 +44,32 @@ __all__ = [
 ]
 
 PARAM_TYPES = ("float", "int", "categorical", "ordinal")
+
+# The bookkeeping columns of the files bocli writes (study export, ask CSV, a run's trials.csv), beside
+# one column per parameter and one per objective: no parameter or objective may take one of these
+# names, in any letter case.
+_RESERVED_ORDER = (
+    "trial_id",
+    "status",
+    "notes",
+    "best_so_far",
+    "regret",
+    "proposed_by",
+    "phase",
+    "surrogate",
+    "acquisition",
+    "fit_seconds",
+    "acq_seconds",
+    "eval_seconds",
+    "error",
+    "created_at",
+    "completed_at",
+    "predicted_mean",
+    "predicted_sd",
+    "diagnostics",
+)
+RESERVED_NAMES: frozenset[str] = frozenset(_RESERVED_ORDER)
+"""Column names bocli's files use for bookkeeping; compared case-insensitively (``casefold``)."""
 
 
 class SpaceError(UserError, ValueError):
@@ -59,6 +88,57 @@ def _check_keys(where: str, spec: Mapping[str, Any], allowed: Sequence[str]) -> 
                 f"{where}: unknown key '{key}'{_suggest(str(key), allowed)}; "
                 f"allowed: {', '.join(allowed)}"
             )
+
+
+def _text_problem(text: str) -> str | None:
+    """Why ``text`` (a name or a choice) would not survive a CSV file or a spreadsheet, or None.
+
+    Commas, quotes, semicolons and any letter or symbol are fine (the csv module quotes them). Refused:
+    the empty string (an empty cell means "missing"), leading or trailing whitespace (readers strip
+    cells, with ``str.strip``'s notion of whitespace), control characters (category Cc: line breaks,
+    tabs, ``\\x1c``-``\\x1f``, ``\\x85``), line and paragraph separators, the byte-order mark, and lone
+    surrogates (not encodable as UTF-8).
+    """
+    if not text:
+        return "is empty (an empty cell means a missing value)"
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category == "Cc":
+            return f"contains the control character {ch!r} (CSV files and spreadsheets mangle it)"
+        if category in ("Zl", "Zp"):
+            kind = "line" if category == "Zl" else "paragraph"
+            return f"contains the {kind} separator {ch!r} (CSV files and spreadsheets mangle it)"
+        if ch == "\ufeff":
+            return f"contains the byte-order mark {ch!r} (readers drop it)"
+        if category == "Cs":
+            return f"contains the lone surrogate {ch!r} (it cannot be written as UTF-8)"
+    if text != text.strip():
+        return "has leading or trailing whitespace (CSV readers and spreadsheets strip it)"
+    return None
+
+
+def _check_name(kind: str, name: Any) -> None:
+    """Refuse a parameter or objective name that a CSV header could not hold or that is reserved."""
+    if not isinstance(name, str):
+        raise SpaceError(f"{kind} {name!r}: the name must be a string")
+    problem = _text_problem(name)
+    if problem:
+        raise SpaceError(f"{kind} {name!r}: the name {problem}")
+    if name.casefold() in RESERVED_NAMES:
+        raise SpaceError(
+            f"{kind} '{name}': the name is reserved for a bookkeeping column; "
+            f"reserved names (in any letter case): {', '.join(_RESERVED_ORDER)}"
+        )
+
+
+_LINE_BREAK = re.compile(r"\r\n|[\r\n]")
+_OTHER_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def _one_line(text: str) -> str:
+    """``text`` as one line: line breaks become spaces, other line-separating characters escapes."""
+    text = _LINE_BREAK.sub(" ", text)
+    return _OTHER_BREAKS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _number(where: str, key: str, value: Any) -> float:
@@ -177,11 +257,23 @@ class CategoricalParam:
     type: str = field(default="categorical", init=False)
 
     def __post_init__(self) -> None:
-        _validate_choices(self.name, "choices", self.choices)
+        _check_name("parameter", self.name)
+        _validate_choices(
+            self.name, "values" if self.type == "ordinal" else "choices", self.choices
+        )
 
     def _index(self, value: Any) -> int:
+        # exact first (True is not 1), then a cell's text, then plain equality (1 for 1.0)
         for i, c in enumerate(self.choices):
-            if value == c or (isinstance(value, str) and str(c) == value.strip()):
+            if value == c and isinstance(value, bool) == isinstance(c, bool):
+                return i
+        if isinstance(value, str):
+            text = value.strip()
+            for i, c in enumerate(self.choices):
+                if str(c) == text:
+                    return i
+        for i, c in enumerate(self.choices):
+            if value == c:
                 return i
         raise SpaceError(
             f"parameter '{self.name}': unknown category {value!r}"
@@ -239,6 +331,7 @@ def _coerce_number(name: str, value: Any) -> float:
 
 
 def _validate_range(p: FloatParam | IntParam) -> None:
+    _check_name("parameter", p.name)
     where = f"parameter '{p.name}'"
     if not p.low < p.high:
         raise SpaceError(f"{where}: 'low' ({p.low}) must be less than 'high' ({p.high})")
@@ -246,11 +339,42 @@ def _validate_range(p: FloatParam | IntParam) -> None:
         raise SpaceError(f"{where}: a log-scaled parameter needs 'low' > 0, got {p.low}")
 
 
+def _choice_cell(choice: str | bool | int | float) -> str:
+    """The CSV cell bocli writes for a choice (as ``bocli.csvio.format_cell``)."""
+    if isinstance(choice, bool):
+        return "true" if choice else "false"
+    if isinstance(choice, float):
+        return str(int(choice)) if choice.is_integer() and abs(choice) < 1e15 else repr(choice)
+    return str(choice)
+
+
 def _validate_choices(name: str, key: str, choices: Sequence[Any]) -> None:
     if len(choices) < 1:
         raise SpaceError(f"parameter '{name}': '{key}' must list at least one value")
+    for c in choices:
+        if isinstance(c, str):
+            problem = _text_problem(c)
+            if problem:
+                raise SpaceError(f"parameter '{name}': {key[:-1]} {c!r} {problem}")
+        elif not isinstance(c, bool | int | float):
+            raise SpaceError(
+                f"parameter '{name}': {key[:-1]} {_one_line(repr(c))} must be a string, a number "
+                "or true/false"
+            )
+        elif not math.isfinite(c):
+            raise SpaceError(f"parameter '{name}': {key[:-1]} {c!r} must be a finite number")
     if len({str(c) for c in choices}) != len(choices):
         raise SpaceError(f"parameter '{name}': '{key}' has duplicate values")
+    # a CSV cell must name one choice: 1 and 1.0 (or 1.0 and "1", true and "true") are one cell
+    seen: dict[str, Any] = {}
+    for c in choices:
+        cell = _choice_cell(c)
+        if cell in seen:
+            raise SpaceError(
+                f"parameter '{name}': {key[:-1]}s {seen[cell]!r} and {c!r} are both written as "
+                f"the CSV cell '{cell}'"
+            )
+        seen[cell] = c
 
 
 @dataclass(frozen=True)
@@ -261,6 +385,7 @@ class Objective:
     direction: str = "minimize"
 
     def __post_init__(self) -> None:
+        _check_name("objective", self.name)
         if self.direction not in ("minimize", "maximize"):
             raise SpaceError(
                 f"objective: 'direction' must be 'minimize' or 'maximize', got {self.direction!r}"
@@ -281,7 +406,6 @@ _PARAM_KEYS = {
     "categorical": ("name", "type", "choices"),
     "ordinal": ("name", "type", "values"),
 }
-_RESERVED = {"trial_id", "status"}
 
 
 def _param_from_dict(i: int, spec: Any) -> Param:
@@ -289,11 +413,12 @@ def _param_from_dict(i: int, spec: Any) -> Param:
     if not isinstance(spec, Mapping):
         raise SpaceError(f"{where}: expected a mapping with 'name' and 'type', got {spec!r}")
     name = spec.get("name")
-    if not isinstance(name, str) or not name.strip():
+    if not isinstance(name, str) or not name:
         raise SpaceError(f"{where}: 'name' is required and must be a non-empty string")
+    problem = _text_problem(name)
+    if problem:  # before the name is shown as it is
+        raise SpaceError(f"{where}: the name {name!r} {problem}")
     where = f"{where} ({name})"
-    if name in _RESERVED:
-        raise SpaceError(f"{where}: the name '{name}' is reserved for CSV columns")
     ptype = spec.get("type")
     if ptype not in PARAM_TYPES:
         raise SpaceError(
@@ -302,6 +427,7 @@ def _param_from_dict(i: int, spec: Any) -> Param:
         )
     _check_keys(where, spec, _PARAM_KEYS[ptype])
     try:
+        _check_name("parameter", name)  # a reserved name is refused before its settings
         if ptype in ("float", "int"):
             for key in ("low", "high"):
                 if key not in spec:
@@ -389,10 +515,10 @@ class Space:
 
                 spec = yaml.safe_load(text)
         except Exception as e:  # yaml.YAMLError / json.JSONDecodeError carry line numbers
-            first = str(e).strip().splitlines()
+            first = _LINE_BREAK.split(str(e).strip())
             raise SpaceError(
                 f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: "
-                f"{' '.join(x.strip() for x in first)}"
+                f"{_one_line(' '.join(x.strip() for x in first))}"
             ) from None
         try:
             return cls.from_dict(spec)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bocli.csvio import CsvError, format_cell, read_results, to_csv_text, write_csv
-from bocli.space import Space
+from bocli.space import CategoricalParam, Space
 
 SPACE = Space.from_dict(
     {
@@ -257,3 +257,56 @@ def test_format_cell_and_round_trip(tmp_path: Path) -> None:
     assert t.rows[0].params["temperature"] == rows[0]["temperature"]  # exact
     assert t.rows[0].value == 0.1 + 0.2
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+def test_a_problem_is_one_line_whatever_a_cell_held() -> None:
+    err = CsvError(["a\nb", "c\r\nd", "e\rf", "g\x0bh\x0ci\x1cj\x85k\u2028l\u2029m"])
+    assert err.problems == ["a b", "c d", "e f", "g\\x0bh\\x0ci\\x1cj\\x85k\\u2028l\\u2029m"]
+    assert all(len(p.splitlines()) == 1 for p in err.problems)
+    assert len(str(err).splitlines()) == len(err.problems) + 1
+
+
+def test_the_separator_is_sniffed_from_the_first_csv_line_not_from_splitlines() -> None:
+    # \x0c, \x1c, \x85 and \u2028 are data inside a cell, not line ends (the csv module agrees)
+    for junk in ("\x0c", "\x1c", "\x85", "\u2028"):
+        text = f'"a{junk}b,c";{HEADER.replace(",", ";")}\n;0;50;0,1;2;water;1\n'
+        t = parse(text)
+        shown = f"a{junk.encode('unicode_escape').decode()}b,c"
+        assert t.delimiter == ";"
+        assert t.problems == [
+            f"batch.csv: row 1, column '{shown}': unknown column; "
+            "expected: temperature, conc, cycles, solvent, yield, trial_id, status"
+        ]
+    # old-Mac spreadsheets end lines with a bare \r, which the csv module reads as a line end
+    t = parse(HEADER.replace(",", ";") + "\r0;55,5;0,01;3;water;0,75\r")
+    assert t.problems == [] and t.delimiter == ";" and t.rows[0].params["temperature"] == 55.5
+
+
+def test_choices_that_look_like_numbers_or_separators_come_back_exactly() -> None:
+    space = Space(
+        (
+            CategoricalParam("c", ("1,5", "1.5", "x;y", 'say "hi"', "nan", "TRUE")),
+            CategoricalParam("n", (1.5, 2, True)),
+        )
+    )
+    rows = [
+        {"trial_id": 0, "c": "1,5", "n": 1.5, "objective": 1},
+        {"trial_id": 1, "c": "1.5", "n": 2, "objective": 2},
+        {"trial_id": 2, "c": "x;y", "n": True, "objective": 3},
+        {"trial_id": 3, "c": 'say "hi"', "n": 1.5, "objective": 4},
+        {"trial_id": 4, "c": "nan", "n": 2, "objective": 5},
+        {"trial_id": 5, "c": "TRUE", "n": True, "objective": 6},
+    ]
+    text = to_csv_text(["trial_id", "c", "n", "objective"], rows)
+    t = parse(text, space)
+    assert t.problems == []
+    assert [(r.params["c"], r.params["n"]) for r in t.rows] == [(r["c"], r["n"]) for r in rows]
+    assert [type(r.params["n"]) for r in t.rows] == [type(r["n"]) for r in rows]
+    # the same from a decimal-comma spreadsheet: 1,5 is the number, "1,5" the text choice
+    semi = (
+        "trial_id;c;n;objective\n"
+        '0;1,5;1,5;1\n1;1.5;2,0;2\n2;"x;y";TRUE;3\n3;"say ""hi""";1,5;4\n4;nan;2;5\n5;TRUE;true;6\n'
+    )
+    t = parse(semi, space)
+    assert t.problems == [] and t.delimiter == ";"
+    assert [(r.params["c"], r.params["n"]) for r in t.rows] == [(r["c"], r["n"]) for r in rows]
