@@ -8,6 +8,7 @@ level. ``Problem.evaluate`` validates and adds noise; concrete problems only com
 from __future__ import annotations
 
 import math
+import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,6 +81,16 @@ class Problem:
         return max(0.0, self.space.objective.sign * (self.optimum - best))
 
 
+def describe_exit(code: int) -> str:
+    """``exited with status 3`` or ``was killed by SIGSEGV``, from a process's exit code."""
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with status {code}"
+
+
 def _child(fn: Callable[[Mapping[str, Any]], float], params: dict[str, Any], conn: Any) -> None:
     try:
         conn.send(("ok", float(fn(params))))
@@ -95,8 +106,9 @@ def call_with_timeout(
     """Run ``fn(params)`` in a fresh (spawned) process and kill it after ``timeout`` seconds.
 
     A Python call cannot be interrupted safely inside its own process, so objectives with a
-    timeout pay one process start per evaluation (about a second); command objectives enforce
-    their own timeout (``fn.handles_timeout``) and skip this.
+    timeout pay one process start per evaluation (about a second). Objectives that enforce their
+    own timeout (``fn.handles_timeout``: commands, and user Python functions, which run in a
+    persistent process) skip this.
     """
     import multiprocessing
 
@@ -112,7 +124,9 @@ def call_with_timeout(
             status, payload = parent.recv()
         except EOFError:
             proc.join(5)
-            raise ObjectiveError(f"objective process died (exit code {proc.exitcode})") from None
+            code = proc.exitcode
+            what = "stopped answering" if code is None else describe_exit(code)
+            raise ObjectiveError(f"objective process {what}") from None
     finally:
         if proc.is_alive():
             proc.kill()

@@ -5,9 +5,12 @@ to worker processes (concurrent.futures or Dask). They check what they can when 
 function exists, the executable is found), so a mistake shows before the first evaluation.
 
 Python function
-    ``fn(params: dict) -> float`` or a dict holding the objective's name, e.g. ``{"yield": 0.8}``.
-    ``timeout`` is recorded on the problem; the runner enforces it (a Python call cannot be
-    interrupted safely from inside its own process).
+    ``fn(params: dict) -> float`` (or a numpy scalar, a 0-d array or tensor) or a dict holding the
+    objective's name, e.g. ``{"yield": 0.8}``. The function runs in a persistent child process
+    (one per process using it, spawned on first use, reused: an evaluation costs a pipe round trip).
+    There its prints go to stderr and Ctrl-C is ignored; an exception of any kind (SystemExit
+    included), the process dying (os._exit, a segfault) or ``timeout`` expiring (the process is
+    killed) fails that evaluation only, and the next one starts a fresh process.
 
 External command
     Run without a shell. Parameters go in as one JSON object on stdin (``mode="stdin"``) or as
@@ -24,37 +27,66 @@ import importlib
 import importlib.util
 import json
 import math
+import numbers
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from bocli.space import Space
-from problems.base import ObjectiveError, Problem
+from problems.base import ObjectiveError, Problem, describe_exit
 
 __all__ = ["CommandObjective", "PythonObjective", "command_problem", "python_problem"]
 
 COMMAND_MODES = ("stdin", "args")
 
 
+def _shown(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # a broken __repr__ must not hide the real problem
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _as_number(value: Any) -> float | None:
+    """``value`` as a float if it is a real number (int, float, a numpy scalar, a 0-d array or
+    tensor), else None: a string such as ``"1.5"``, a bool, None, a list... are refused."""
+    if getattr(value, "ndim", None) == 0 and callable(getattr(value, "item", None)):
+        try:
+            value = value.item()  # numpy scalar or 0-d array, 0-d torch/jax tensor
+        except Exception:
+            return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def _as_value(result: Any, objective: str, source: str) -> float:
-    """A float from what an objective returned: a number, or a mapping holding ``objective``."""
+    """A float from what an objective returned: a number, or a mapping holding ``objective``.
+
+    NaN and infinities pass through; ``Problem.evaluate`` refuses them.
+    """
+    where = ""
     if isinstance(result, Mapping):
         if objective not in result:
             keys = ", ".join(map(str, result)) or "none"
             raise ObjectiveError(f"{source} returned no '{objective}' (keys: {keys})")
-        result = result[objective]
-    if isinstance(result, bool) or result is None:
-        raise ObjectiveError(f"{source} returned {result!r}, expected a number")
-    try:
-        return float(result)
-    except (TypeError, ValueError):
-        raise ObjectiveError(f"{source} returned {result!r}, expected a number") from None
+        result, where = result[objective], f" as '{objective}'"
+    value = _as_number(result)
+    if value is None:
+        raise ObjectiveError(f"{source} returned {_shown(result)}{where}, expected a number")
+    return value
 
 
 # ----- Python functions --------------------------------------------------------------------------
@@ -67,7 +99,24 @@ def _split_target(target: str) -> tuple[str, str]:
     return module, func
 
 
+def _exception_line(e: BaseException) -> str:
+    try:
+        text = str(e)
+    except Exception:
+        text = ""
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _import_failure(target: str, what: str, e: BaseException) -> ObjectiveError:
+    if isinstance(e, SyntaxError):
+        where = Path(e.filename).name if e.filename else what
+        line = f" line {e.lineno}" if e.lineno else ""
+        return ObjectiveError(f"objective '{target}': syntax error in {where}{line}: {e.msg}")
+    return ObjectiveError(f"objective '{target}': importing {what} raised {_exception_line(e)}")
+
+
 def _load_function(target: str, search_path: str) -> Callable[..., Any]:
+    """Import ``target``'s function (run in the objective process); one-line ObjectiveErrors."""
     module_name, func_name = _split_target(target)
     if module_name.endswith(".py") or os.sep in module_name or "/" in module_name:
         path = Path(search_path, module_name)
@@ -84,10 +133,8 @@ def _load_function(target: str, search_path: str) -> Callable[..., Any]:
             module = importlib.util.module_from_spec(spec)
             try:
                 spec.loader.exec_module(module)
-            except Exception as e:
-                raise ObjectiveError(
-                    f"objective '{target}': importing {path} raised {type(e).__name__}: {e}"
-                ) from e
+            except BaseException as e:  # SystemExit, KeyboardInterrupt too: one line, not a crash
+                raise _import_failure(target, str(path), e) from e
             sys.modules[unique] = module
     else:
         if search_path not in sys.path:  # like `python -m`: modules next to the user are found
@@ -99,10 +146,8 @@ def _load_function(target: str, search_path: str) -> Callable[..., Any]:
                 f"objective '{target}': module '{e.name or module_name}' not found "
                 f"(searched the current directory {search_path} and sys.path)"
             ) from e
-        except Exception as e:
-            raise ObjectiveError(
-                f"objective '{target}': importing '{module_name}' raised {type(e).__name__}: {e}"
-            ) from e
+        except BaseException as e:
+            raise _import_failure(target, f"'{module_name}'", e) from e
     func = getattr(module, func_name, None)
     if func is None:
         public = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
@@ -113,42 +158,306 @@ def _load_function(target: str, search_path: str) -> Callable[..., Any]:
     return func
 
 
+# The objective process: imports the function once, then answers requests until the pipe closes.
+# Requests: ("load",) and ("call", params, objective_name); replies: ("ok", float | None) or
+# ("error", one line).
+def _exit_with_parent(parent_pid: int) -> None:
+    """End the objective process when its parent dies mid-evaluation (SIGKILL, OOM killer)."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+
+def _serve(conn: Any, target: str, search_path: str, parent_pid: int) -> None:
+    if hasattr(os, "setsid"):  # its own process group: a kill reaches what the objective started
+        with contextlib.suppress(OSError):
+            os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
+    sys.stdout.flush()
+    os.dup2(2, 1)  # prints (Python or C) go to stderr: stdout may carry `--format json`
+    sys.stdout = sys.stderr
+    if os.name == "posix":  # (on Windows a dead parent's pid is not replaced)
+        threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+    source = f"objective '{target}'"
+    func = None
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):  # the parent closed the pipe, or died
+            break
+        try:
+            if func is None:
+                func = _load_function(target, search_path)
+            if request[0] == "call":
+                reply = ("ok", _as_value(func(request[1]), request[2], source))
+            else:
+                reply = ("ok", None)
+        except ObjectiveError as e:
+            reply = ("error", str(e))
+        except BaseException as e:  # SystemExit, KeyboardInterrupt, GeneratorExit, ...
+            reply = ("error", f"objective raised {_exception_line(e)}")
+        try:
+            conn.send(reply)
+        except (OSError, ValueError):
+            break
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    os._exit(0)  # not sys.exit: threads the objective left behind must not keep it alive
+
+
+class _Died(Exception):
+    def __init__(self, exitcode: int | None) -> None:
+        super().__init__(exitcode)
+        self.exitcode = exitcode
+
+
+def _death(exitcode: int | None, where: str) -> str:
+    """'exited with status 4 (os._exit in the objective?)', 'was killed by SIGSEGV (...)'."""
+    if exitcode is None:
+        return "stopped answering"
+    hints = {
+        "SIGSEGV": "a crash in native code?",
+        "SIGBUS": "a crash in native code?",
+        "SIGABRT": "os.abort or a failed check in native code?",
+        "SIGKILL": "out of memory?",
+    }
+    hint = f"os._exit in {where}?" if exitcode >= 0 else ""
+    if exitcode > 0 and where == "the module":  # or Python failed before reaching the module
+        hint = "os._exit in the module? else see the error on stderr"
+    if exitcode < 0:
+        with contextlib.suppress(ValueError):
+            hint = hints.get(signal.Signals(-exitcode).name, "")
+    return describe_exit(exitcode) + (f" ({hint})" if hint else "")
+
+
+def _wait(conn: Any, timeout: float) -> bool:
+    """``conn.poll(timeout)`` for any timeout (a single poll overflows past about 24 days)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if conn.poll(max(0.0, min(left, 86400.0))):
+            return True
+        if left <= 86400.0:
+            return False
+
+
+class _Child:
+    """One objective process, seen from the process that uses it (see PythonObjective)."""
+
+    def __init__(self, target: str, search_path: str) -> None:
+        self.target = target
+        self.search_path = search_path
+        self.lock = threading.Lock()  # one request at a time
+        self.proc: Any = None
+        self.conn: Any = None
+        self.loaded = False
+        self.last_used = 0.0
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.is_alive()
+
+    def start(self) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        conn, child_conn = ctx.Pipe()
+        proc = ctx.Process(
+            target=_serve,
+            args=(child_conn, self.target, self.search_path, os.getpid()),
+            name=f"bocli objective {self.target}",
+        )
+        # Not a daemon: an objective may start processes of its own (a DataLoader's workers). A
+        # daemonic caller (a Dask worker) may not start children; it does so here on purpose, and
+        # _stop_children, the pipe's EOF and the parent-pid watch end this one.
+        me = multiprocessing.current_process()
+        daemonic = me.daemon
+        try:
+            if daemonic:
+                me.daemon = False
+            proc.start()
+        except Exception as e:
+            conn.close()
+            raise ObjectiveError(f"could not start the objective process: {e}") from e
+        finally:
+            if daemonic:
+                me.daemon = True
+            child_conn.close()  # else the parent never sees EOF when the child dies
+        self.proc, self.conn, self.loaded = proc, conn, False
+
+    def stop(self, grace: float = 0.0) -> int | None:
+        """Kill the process (and its process group); its exit code, None if none is known."""
+        proc, conn = self.proc, self.conn
+        self.proc = self.conn = None
+        self.loaded = False
+        if conn is not None:
+            conn.close()
+        if proc is None:
+            return None
+        if grace:
+            proc.join(grace)  # it is exiting (EOF): let it, to read its real exit code
+        if hasattr(os, "killpg"):
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            proc.kill()
+        proc.join(5)
+        code = proc.exitcode
+        if code is not None:
+            proc.close()  # its sentinel fd now, not at garbage collection
+        return code
+
+    def request(self, message: tuple[Any, ...], timeout: float | None) -> Any:
+        """Send one request, return the reply's payload; raise ObjectiveError or _Died."""
+        conn = self.conn
+        self.last_used = time.monotonic()
+        if conn is None:  # stopped by _stop_children meanwhile
+            raise _Died(None)
+        try:
+            conn.send(message)
+            if timeout is not None and not _wait(conn, timeout):
+                self.stop()
+                raise ObjectiveError(f"objective timed out after {timeout:g} s")
+            status, payload = conn.recv()
+        except (EOFError, OSError):  # it died: os._exit, a signal, the OOM killer
+            raise _Died(self.stop(grace=2.0)) from None
+        except ObjectiveError:
+            raise
+        except BaseException:  # Ctrl-C while waiting: its state is unknown, so it goes
+            self.stop()
+            raise
+        if status != "ok":
+            raise ObjectiveError(payload)
+        return payload
+
+    def load(self) -> None:
+        """Start the process if needed and import the function there (no time limit)."""
+        if not self.running():
+            self.stop()
+            self.start()
+        if self.loaded:
+            return
+        try:
+            self.request(("load",), None)
+        except _Died as e:
+            raise ObjectiveError(
+                f"objective '{self.target}': while starting and importing it, the objective "
+                f"process {_death(e.exitcode, 'the module')}"
+            ) from None
+        self.loaded = True
+
+
+# One objective process per (target, search path) and per process using it; the pid in the key
+# (and the fork hook) keep a forked or spawned worker from using its parent's.
+_MAX_RUNNING = 8  # idle objective processes kept per process (least recently used stop first)
+_children: dict[tuple[str, str, int], _Child] = {}
+_children_lock = threading.Lock()
+_cleanup_registered = False
+
+
+def _child_for(target: str, search_path: str) -> _Child:
+    global _cleanup_registered
+    pid = os.getpid()
+    with _children_lock:
+        child = _children.get((target, search_path, pid))
+        if child is None:
+            if not _cleanup_registered:
+                import multiprocessing.util
+
+                # runs before multiprocessing joins its children at exit, in the main process and
+                # in multiprocessing workers alike (atexit does not run there)
+                multiprocessing.util.Finalize(None, _stop_children, exitpriority=10)
+                _cleanup_registered = True
+            running = sorted(
+                (c for k, c in _children.items() if k[2] == pid and c.proc is not None),
+                key=lambda c: c.last_used,
+            )
+            for old in running[: max(0, len(running) - _MAX_RUNNING + 1)]:
+                if old.lock.acquire(blocking=False):
+                    try:
+                        old.stop()
+                    finally:
+                        old.lock.release()
+            child = _children[(target, search_path, pid)] = _Child(target, search_path)
+        return child
+
+
+def _stop_children() -> None:
+    """Stop every objective process this process started (a later call starts a fresh one)."""
+    pid = os.getpid()
+    with _children_lock:
+        children = [c for k, c in _children.items() if k[2] == pid]
+    for child in children:
+        child.stop()
+
+
+def _forget_children_after_fork() -> None:
+    global _children, _children_lock, _cleanup_registered
+    _children, _children_lock, _cleanup_registered = {}, threading.Lock(), False
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_children_after_fork)
+
+
 @dataclass(frozen=True)
 class PythonObjective:
     """Calls ``target`` (``module:function`` or ``file.py:function``) with the parameter dict.
 
-    Only the target and the directory it is resolved from are stored (so it pickles); the function
-    is imported on first use in each process.
+    The function runs in a persistent objective process (spawned on first use in each process that
+    calls it, reused across evaluations), so nothing it does (sys.exit, os._exit, a segfault,
+    prints, a hang past ``timeout``) reaches the run: each is an ObjectiveError and the next call
+    gets a fresh process. Only the target, the directory it is resolved from and the settings are
+    stored, so it pickles to worker processes.
     """
 
     target: str
     objective: str
     search_path: str
+    timeout: float | None = None
+    handles_timeout: ClassVar[bool] = True  # the parent waits on the pipe and kills on expiry
+
+    def load(self) -> None:
+        """Import the function in the objective process; ObjectiveError (one line) if it fails."""
+        child = _child_for(self.target, self.search_path)
+        with child.lock:
+            child.load()
 
     def __call__(self, params: Mapping[str, Any]) -> float:
-        func = _load_function(self.target, self.search_path)
-        return _as_value(func(dict(params)), self.objective, f"objective '{self.target}'")
+        child = _child_for(self.target, self.search_path)
+        with child.lock:
+            child.load()
+            try:
+                value = child.request(("call", dict(params), self.objective), self.timeout)
+            except _Died as e:
+                raise ObjectiveError(
+                    f"objective process {_death(e.exitcode, 'the objective')}"
+                ) from None
+        return float(value)
 
 
 def python_problem(target: str, space: Space, timeout: float | None = None) -> Problem:
-    """A problem whose objective is a Python function.
+    """A problem whose objective is a Python function, run in a separate objective process.
 
     Args:
         target: ``module:function`` (importable, or next to the current directory) or
             ``path/to/file.py:function`` (relative to the current directory).
         space: The parameters and the objective's name and direction.
-        timeout: Seconds an evaluation may take (enforced by the runner), or None.
+        timeout: Seconds an evaluation may take (the objective process is killed past it), or None.
 
     Raises:
-        ValueError: ``target`` is malformed, or its module or function cannot be found (the message
-            names the target).
+        ValueError: ``target`` is malformed, or its module or function cannot be loaded (one line
+            naming the target: not found, syntax error, an exception or exit while importing).
     """
     _split_target(target)
-    objective = PythonObjective(target.strip(), space.objective.name, os.getcwd())
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"objective '{target}': timeout must be a positive number, got {timeout}")
+    limit = timeout if timeout is not None and math.isfinite(timeout) else None
+    objective = PythonObjective(target.strip(), space.objective.name, os.getcwd(), limit)
     try:
-        _load_function(objective.target, objective.search_path)
+        objective.load()  # in the objective process: the module's side effects stay there
     except ObjectiveError as e:
-        raise ValueError(str(e)) from e.__cause__
+        raise ValueError(str(e)) from None
     return Problem(
         name=target.strip(),
         space=space,
@@ -199,15 +508,6 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
             proc.kill()
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with status {code}"
 
 
 @dataclass(frozen=True)
@@ -275,7 +575,7 @@ class CommandObjective:
         if proc.returncode != 0:
             last = next((ln.strip() for ln in reversed(stderr.splitlines()) if ln.strip()), "")
             detail = f": {last}" if last else " (nothing on stderr)"
-            raise ObjectiveError(f"{self.label} {_describe_exit(proc.returncode)}{detail}")
+            raise ObjectiveError(f"{self.label} {describe_exit(proc.returncode)}{detail}")
         return _parse_stdout(stdout, self.objective, self.label)
 
 
