@@ -14,6 +14,9 @@ The storage contract, written once:
   ``events`` table. An abandoned trial may still receive a late result.
 - **Parameters are stored as JSON** exactly as issued (decoded values), timestamps as UTC ISO-8601.
 - The schema is versioned (``meta.schema_version``); a file from a newer bocli is refused, not guessed at.
+- **Runs** (``bocli run``) keep their bookkeeping here too: each trial a run evaluates carries the
+  run's id (``runner``) and how many evaluations of it were started (``attempts``), a failed trial
+  its ``error``; the run's settings live in ``meta['run']``. Trials asked by a person have no runner.
 
 This module is stdlib + bocli.space only (no torch), so ``bocli tell`` and ``bocli status`` start fast.
 """
@@ -25,7 +28,7 @@ import math
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,7 +50,9 @@ __all__ = [
     "utc_now",
 ]
 
-SCHEMA_VERSION = 2  # 2: trials.predicted_mean / predicted_sd / diagnostics (v1 upgraded on open)
+SCHEMA_VERSION = (
+    3  # 2: predicted_mean / predicted_sd / diagnostics; 3: run bookkeeping (upgraded on open)
+)
 STATES = ("pending", "complete", "failed", "abandoned")
 TERMINAL_STATES = ("complete", "failed")  # changing these needs overwrite
 BUSY_TIMEOUT_S = 60.0
@@ -84,6 +89,12 @@ CREATE TABLE trials (
     predicted_mean REAL,                 -- what the model expected to measure (objective units)
     predicted_sd   REAL,                 -- and its predictive standard deviation (NULL for init)
     diagnostics    TEXT,                 -- JSON: the proposing model's fit diagnostics (or NULL)
+    error          TEXT,                 -- why a failed trial failed (NULL otherwise or unknown)
+    fit_seconds    REAL,                 -- model fit and acquisition time of the proposal, per point
+    acq_seconds    REAL,
+    eval_seconds   REAL,                 -- how long the evaluation took (bocli run only)
+    runner         TEXT,                 -- the bocli run that evaluates it (NULL: asked by a person)
+    attempts       INTEGER NOT NULL DEFAULT 0,  -- evaluations started by a run (resume retries once)
     CHECK ((state = 'complete') = (value IS NOT NULL))
 );
 CREATE TABLE events (
@@ -152,6 +163,12 @@ class TrialRecord:
     predicted_mean: float | None = None
     predicted_sd: float | None = None
     diagnostics: dict[str, Any] | None = None
+    error: str | None = None
+    fit_seconds: float | None = None
+    acq_seconds: float | None = None
+    eval_seconds: float | None = None
+    runner: str | None = None
+    attempts: int = 0
 
     @property
     def proposed_by(self) -> str:
@@ -175,15 +192,23 @@ class NewTrial:
     predicted_mean: float | None = None
     predicted_sd: float | None = None
     diagnostics: dict[str, Any] | None = None
+    error: str | None = None
+    fit_seconds: float | None = None
+    acq_seconds: float | None = None
+    runner: str | None = None
+    attempts: int = 0
 
 
 @dataclass(frozen=True)
 class TrialUpdate:
-    """A state change of an existing trial (``value`` only with ``complete``)."""
+    """A state change of an existing trial (``value`` only with ``complete``; ``error`` and
+    ``eval_seconds`` are recorded when given, by ``bocli run``)."""
 
     trial_id: int
     state: str
     value: float | None = None
+    error: str | None = None
+    eval_seconds: float | None = None
 
 
 @dataclass
@@ -212,7 +237,118 @@ def _row_to_trial(row: sqlite3.Row) -> TrialRecord:
         predicted_mean=row["predicted_mean"] if "predicted_mean" in cols else None,
         predicted_sd=row["predicted_sd"] if "predicted_sd" in cols else None,
         diagnostics=_parse_json(row["diagnostics"]) if "diagnostics" in cols else None,
+        **{k: row[k] for k in _RUN_COLUMNS if k in cols and row[k] is not None},
     )
+
+
+# run bookkeeping columns (schema 3) read into TrialRecord fields of the same name
+_RUN_COLUMNS = ("error", "fit_seconds", "acq_seconds", "eval_seconds", "runner", "attempts")
+
+# ----- opening a file without changing it (StudyStorage.open) ----------------------------------
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database
+
+
+def _sqlite_uri(path: Path, mode: str, immutable: bool = False) -> str:
+    """A ``file:`` URI for ``sqlite3.connect(..., uri=True)``; odd characters (``?``, ``#``, ``%``,
+    spaces) in the path are percent-escaped, so they never read as URI parameters."""
+    uri = Path(os.path.abspath(path)).as_uri() + f"?mode={mode}"
+    return uri + "&immutable=1" if immutable else uri
+
+
+def _read_header(path: Path) -> bytes:
+    """The first 100 bytes of a would-be study, or StorageError if it cannot be an SQLite file."""
+    if not path.is_file():
+        raise StorageError(f"{path}: not a regular file, not a bocli study")
+    try:
+        with path.open("rb") as f:
+            header = f.read(100)
+    except OSError as e:
+        raise StorageError(f"{path}: cannot read it ({e.strerror or e})") from None
+    if not header:
+        raise StorageError(f"{path}: empty file, not a bocli study")
+    if not header.startswith(SQLITE_HEADER):
+        raise StorageError(f"{path}: not a bocli study (not an SQLite file)")
+    return header
+
+
+def _read_only_reason(path: Path) -> str | None:
+    """Why this process cannot write the study (its folder or the file itself), or None."""
+    folder = path.absolute().parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return (
+            f"{path}: the folder {folder} is read-only; bocli needs to write beside the study "
+            "(copy it to a writable folder)"
+        )
+    if not os.access(path, os.W_OK):
+        return (
+            f"{path}: the study file is read-only; bocli needs to write to it (make it "
+            "writable, or copy it to a writable folder)"
+        )
+    return None
+
+
+def _cannot_write(e: sqlite3.Error) -> bool:
+    """An sqlite error that means "no permission to write here" (not a damaged file)."""
+    msg = str(e).lower()
+    return "readonly" in msg or "read-only" in msg or "unable to open" in msg
+
+
+class _ReadOnlyConnection(sqlite3.Connection):
+    """A study opened for reading only (status, best, export work): a write transaction fails
+    with ``reason``, one line naming the study and saying why, before anything is written."""
+
+    reason = "opened read-only"
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql.lstrip().upper().startswith("BEGIN IMMEDIATE"):
+            raise StorageError(self.reason)
+        return super().execute(sql, *args)
+
+
+def _connect_reader(path: Path, header: bytes) -> _ReadOnlyConnection:
+    """A connection that reads ``path`` and writes nothing, neither to it nor beside it.
+
+    A rollback-journal database, or a WAL database in use (its -wal and -shm exist), is read with
+    ``mode=ro`` and the usual locks. ``mode=ro`` on an idle WAL database would create -wal and
+    -shm files beside it (and could not remove them), so that one is read ``immutable`` (no
+    locks, no files): with no -wal, no connection is writing to it.
+    """
+    in_use = Path(f"{path}-wal").exists() and Path(f"{path}-shm").exists()
+    if header[18:20] != b"\x02\x02" or in_use:
+        conn = StudyStorage._connect(path, "ro", factory=_ReadOnlyConnection)
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return conn  # type: ignore[return-value]
+        except sqlite3.OperationalError as e:
+            conn.close()
+            if not _cannot_write(e):  # e.g. a read-only folder where the -shm cannot be used
+                raise
+    conn = StudyStorage._connect(path, "ro", immutable=True, factory=_ReadOnlyConnection)
+    return conn  # type: ignore[return-value]
+
+
+def _study_schema(conn: sqlite3.Connection, path: Path) -> int:
+    """The schema version of the bocli study read through ``conn``; StorageError if ``path`` is
+    not one (another SQLite database) or is from a newer bocli."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    row = None
+    if {"meta", "study"} <= tables:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    try:
+        version = int(row[0]) if row is not None else 0
+    except (TypeError, ValueError):
+        version = 0
+    if version < 1:
+        raise StorageError(
+            f"{path}: an SQLite database, but not a bocli study (no bocli tables); "
+            "nothing was changed"
+        )
+    if version > SCHEMA_VERSION:
+        raise StorageError(
+            f"{path}: written by a newer bocli (schema {version}, this one reads up to "
+            f"{SCHEMA_VERSION}); upgrade bocli"
+        )
+    return version
 
 
 class StudyStorage:
@@ -225,11 +361,32 @@ class StudyStorage:
         self.path = path
         self._conn = conn
         self._settings: StudySettings | None = None
+        # every trial as last read, valid while no other connection has committed since
+        # (``PRAGMA data_version``); this connection's own writes refresh the rows they touched.
+        # Records are shared between calls: treat them (and their dicts) as read-only.
+        self._cache: dict[int, TrialRecord] | None = None
+        self._cache_version: int | None = None
+        self.encoded: dict[int, Any] = {}  # unit-cube points by trial id (``study.observations``)
 
     # ----- opening / creating ---------------------------------------------------------------
     @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
-        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    def _connect(
+        path: Path,
+        mode: str = "rwc",
+        *,
+        immutable: bool = False,
+        factory: type[sqlite3.Connection] = sqlite3.Connection,
+    ) -> sqlite3.Connection:
+        """Connect to ``path``: ``mode`` ``rwc`` creates the file, ``rw`` needs it to exist (never
+        makes an empty file), ``ro`` only reads; ``immutable`` reads without locks or any file
+        beside it (for a file no one is writing)."""
+        conn = sqlite3.connect(
+            _sqlite_uri(path, mode, immutable),
+            timeout=BUSY_TIMEOUT_S,
+            isolation_level=None,
+            factory=factory,
+            uri=True,
+        )
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA foreign_keys = ON")
         # FULL: a committed tell survives a power cut, not only a crash of the process
@@ -294,31 +451,61 @@ class StudyStorage:
 
     @classmethod
     def open(cls, path: str | Path) -> StudyStorage:
-        """Open an existing study; errors name the file and say what to do."""
+        """Open an existing study; errors name the file and say what to do.
+
+        A file that is not a bocli study is left byte for byte as it was: it is checked by its
+        header and then read-only before anything may write to it. A study that this process
+        cannot write (read-only file or folder) opens for reading; writing to it then fails with
+        one line saying why.
+        """
         path = Path(path)
         if not path.exists():
             raise StorageError(f"{path}: no such study (create it with `bocli init {path} ...`)")
         if path.is_dir():
             raise StorageError(f"{path}: is a directory, not a study file")
+        header = _read_header(path)
+        reason = _read_only_reason(path)
+        reader: _ReadOnlyConnection | None = None
         try:
-            conn = cls._connect(path)
-            conn.execute("PRAGMA journal_mode = WAL")
-            rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        except sqlite3.DatabaseError as e:
-            raise StorageError(f"{path}: not a bocli study ({e})") from None
-        version = int(rows.get("schema_version", "0"))
-        if version > SCHEMA_VERSION:
-            conn.close()
+            reader = _connect_reader(path, header)
+            version = _study_schema(reader, path)
+        except (sqlite3.DatabaseError, StorageError) as e:
+            if reader is not None:
+                reader.close()
+            if isinstance(e, StorageError):
+                raise
+            if _cannot_write(e):
+                raise StorageError(reason or f"{path}: cannot read the study ({e})") from None
+            if "locked" in str(e) or "busy" in str(e):
+                raise StorageError(
+                    f"{path}: locked by another process for more than {BUSY_TIMEOUT_S:g} s; "
+                    "try again"
+                ) from None
             raise StorageError(
-                f"{path}: written by a newer bocli (schema {version}, this one reads up to "
-                f"{SCHEMA_VERSION}); upgrade bocli"
-            )
-        if version < 1:
-            conn.close()
-            raise StorageError(f"{path}: not a bocli study (no schema version)")
-        if version < SCHEMA_VERSION:
-            _upgrade(conn, path)
-        return cls(path, conn)
+                f"{path}: not a bocli study, or a damaged one ({e}); nothing was changed"
+            ) from None
+        if reason is None:  # a bocli study we may write: now open it for writing
+            reader.close()
+            conn: sqlite3.Connection | None = None
+            try:
+                conn = cls._connect(path, "rw")
+                conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError as e:
+                if conn is not None:
+                    conn.close()
+                if not _cannot_write(e):
+                    raise StorageError(f"{path}: {e}") from None
+                reason = (
+                    f"{path}: cannot write the study or its folder {path.absolute().parent} "
+                    f"({e}); bocli needs to write beside the study (copy it to a writable folder)"
+                )
+                reader = _connect_reader(path, header)
+            else:
+                if version < SCHEMA_VERSION:
+                    _upgrade(conn, path)
+                return cls(path, conn)
+        reader.reason = reason
+        return cls(path, reader)
 
     def close(self) -> None:
         self._conn.close()
@@ -353,6 +540,13 @@ class StudyStorage:
     def meta(self) -> dict[str, str]:
         return dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
 
+    def set_meta(self, key: str, value: str) -> None:
+        """Store one ``meta`` entry (e.g. a run's settings), replacing an older value."""
+        with self.write():
+            self._conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value)
+            )
+
     def snapshot(self) -> Snapshot:
         """Every trial, read in one transaction (a consistent view), ordered by id."""
         with _transaction(self._conn, self.path, "BEGIN"):
@@ -371,9 +565,31 @@ class StudyStorage:
         rows = self._conn.execute("SELECT * FROM events ORDER BY event_id").fetchall()
         return [dict(r) for r in rows]
 
+    def _data_version(self) -> int:
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
     def _trials(self) -> list[TrialRecord]:
-        rows = self._conn.execute("SELECT * FROM trials ORDER BY trial_id").fetchall()
-        return [_row_to_trial(r) for r in rows]
+        """Every trial, ordered by id (call inside a transaction); read from the cache when no
+        other process has written since it was filled."""
+        version = self._data_version()
+        if self._cache is None or version != self._cache_version:
+            rows = self._conn.execute("SELECT * FROM trials ORDER BY trial_id").fetchall()
+            self._cache = {r["trial_id"]: _row_to_trial(r) for r in rows}
+            self._cache_version = version
+        return list(self._cache.values())
+
+    def _refresh(self, trial_ids: set[int]) -> None:
+        """Re-read the rows this connection just wrote into the cache (ids only grow, so new
+        trials are appended in id order)."""
+        if self._cache is None or not trial_ids:
+            return
+        marks = ", ".join("?" * len(trial_ids))
+        rows = self._conn.execute(
+            f"SELECT * FROM trials WHERE trial_id IN ({marks}) ORDER BY trial_id",
+            tuple(trial_ids),
+        ).fetchall()
+        for r in rows:
+            self._cache[r["trial_id"]] = _row_to_trial(r)
 
     # ----- writing ----------------------------------------------------------------------------
     def reserve(
@@ -394,19 +610,37 @@ class StudyStorage:
                 )
             return [w.insert(t) for t in new]
 
+    def check_writable(self) -> None:
+        """Fail now, with the one line ``write`` would give, if this study cannot be written
+        (a read-only file or folder): before minutes of model fitting, not after."""
+        with self.write():
+            pass
+
     @contextmanager
     def write(self) -> Iterator[_Writer]:
         """One write transaction: everything done through the yielded writer commits together,
         or (on any exception) not at all."""
         with _transaction(self._conn, self.path, "BEGIN IMMEDIATE"):
-            yield _Writer(self._conn)
+            # we hold the write lock: nobody else commits until we do
+            fresh = self._cache is not None and self._data_version() == self._cache_version
+            if not fresh:
+                self._cache = None
+            cache = self._cache
+            w = _Writer(self._conn, (lambda: list(cache.values())) if cache is not None else None)
+            yield w
+        if fresh:
+            self._refresh(w.touched)
 
 
 class _Writer:
     """Write operations valid inside ``StudyStorage.write()``."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, read: Callable[[], list[TrialRecord]] | None = None
+    ) -> None:
         self._conn = conn
+        self._read = read
+        self.touched: set[int] = set()  # trial ids written in this transaction
         # the optional columns this file has: all, unless a schema-1 file could not be upgraded
         # (read-only); read once per transaction, not per inserted trial
         self._columns = _trial_columns(conn)
@@ -415,6 +649,9 @@ class _Writer:
         return int(self._conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
 
     def trials(self) -> list[TrialRecord]:
+        """Every trial as this transaction sees it (its own writes included)."""
+        if self._read is not None and not self.touched:  # the cache, valid until we write
+            return self._read()
         rows = self._conn.execute("SELECT * FROM trials ORDER BY trial_id").fetchall()
         return [_row_to_trial(r) for r in rows]
 
@@ -438,12 +675,18 @@ class _Writer:
             "predicted_mean": _finite(t.predicted_mean),
             "predicted_sd": _finite(t.predicted_sd),
             "diagnostics": _json_or_none(t.diagnostics),
+            "error": t.error,
+            "fit_seconds": _finite(t.fit_seconds),
+            "acq_seconds": _finite(t.acq_seconds),
+            "runner": t.runner,
+            "attempts": int(t.attempts),
         }
         row.update({k: v for k, v in optional.items() if k in self._columns})
         self._conn.execute(
             f"INSERT INTO trials ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
             tuple(row.values()),
         )
+        self.touched.add(tid)
         if source is not None:
             self._event(tid, None, t.state, None, t.value, source, now)
         return TrialRecord(
@@ -459,6 +702,12 @@ class _Writer:
             row.get("predicted_mean"),
             row.get("predicted_sd"),
             _parse_json(row.get("diagnostics")),
+            t.error,
+            row.get("fit_seconds"),
+            row.get("acq_seconds"),
+            None,
+            t.runner,
+            int(t.attempts),
         )
 
     def update(self, old: TrialRecord, new: TrialUpdate, source: str) -> None:
@@ -473,7 +722,22 @@ class _Writer:
         )  # fmt: skip
         if cur.rowcount != 1:  # the caller's view is stale; never overwrite what it did not see
             raise StaleSnapshotError(f"trial {new.trial_id} changed meanwhile")
+        self.touched.add(new.trial_id)
+        if "error" in self._columns:  # a new state clears the old reason (schema >= 3)
+            self._conn.execute(
+                "UPDATE trials SET error = ?, eval_seconds = COALESCE(?, eval_seconds) "
+                "WHERE trial_id = ?",
+                (new.error, _finite(new.eval_seconds), new.trial_id),
+            )
         self._event(new.trial_id, old.state, new.state, old.value, new.value, source, now)
+
+    def claim(self, trial_id: int, runner: str | None, attempts: int) -> None:
+        """Record which run evaluates a trial and how many evaluations it has started."""
+        self._conn.execute(
+            "UPDATE trials SET runner = ?, attempts = ? WHERE trial_id = ?",
+            (runner, int(attempts), trial_id),
+        )
+        self.touched.add(trial_id)
 
     def _event(
         self,
@@ -517,7 +781,17 @@ def _parse_json(text: str | None) -> dict[str, Any] | None:
     return json.loads(text) if text else None
 
 
-_ADDED_IN_2 = {"predicted_mean": "REAL", "predicted_sd": "REAL", "diagnostics": "TEXT"}
+_ADDED_SINCE_1 = {  # columns added to ``trials`` after schema 1, in the order they were added
+    "predicted_mean": "REAL",
+    "predicted_sd": "REAL",
+    "diagnostics": "TEXT",
+    "error": "TEXT",
+    "fit_seconds": "REAL",
+    "acq_seconds": "REAL",
+    "eval_seconds": "REAL",
+    "runner": "TEXT",
+    "attempts": "INTEGER NOT NULL DEFAULT 0",
+}
 
 
 def _trial_columns(conn: sqlite3.Connection) -> set[str]:
@@ -525,9 +799,9 @@ def _trial_columns(conn: sqlite3.Connection) -> set[str]:
 
 
 def _upgrade(conn: sqlite3.Connection, path: Path) -> None:
-    """Bring a schema-1 study to the current schema in one transaction (columns are only added).
+    """Bring an older study to the current schema in one transaction (columns are only added).
 
-    A file this process may not write (read-only) stays at schema 1 and is read as it is.
+    A file this process may not write (read-only) keeps its schema and is read as it is.
     """
     try:
         with _transaction(conn, path, "BEGIN IMMEDIATE"):
@@ -535,7 +809,7 @@ def _upgrade(conn: sqlite3.Connection, path: Path) -> None:
             if int(row[0]) >= SCHEMA_VERSION:
                 return  # another process upgraded it meanwhile
             have = _trial_columns(conn)
-            for name, sql_type in _ADDED_IN_2.items():
+            for name, sql_type in _ADDED_SINCE_1.items():
                 if name not in have:
                     conn.execute(f"ALTER TABLE trials ADD COLUMN {name} {sql_type}")
             conn.execute(

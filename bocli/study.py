@@ -27,14 +27,22 @@ import json
 import math
 import statistics
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bocli.csvio import CsvError, CsvRow, CsvTable, read_results, to_csv_text
+from bocli.csvio import (
+    INFO_COLUMNS,
+    CsvError,
+    CsvRow,
+    CsvTable,
+    read_results,
+    to_csv_text,
+    write_csv,
+)
 from bocli.engine import check_models as validate_models
 from bocli.engine import default_n_init
 from bocli.errors import UserError
@@ -152,16 +160,14 @@ def ask(
     if q < 1:
         raise UserError(f"-n must be at least 1, got {q}")
     if suggest_fn is None:
-        from bocli.engine import resolve_device, suggest
+        from bocli.engine import resolve_device
 
         try:
             resolve_device(device)
         except ValueError as e:
             raise UserError(str(e)) from None
-        suggest_fn = suggest
     with StudyStorage.open(path) as st:
         s = st.settings
-        space = s.space
         sur = surrogate or s.surrogate
         acq = acquisition or s.acquisition
         if surrogate_options is None:
@@ -170,45 +176,89 @@ def ask(
             acquisition_options = s.acquisition_options if acq == s.acquisition else {}
         # a bad pair or option fails now, also while the Sobol design makes no use of the model
         validate_models(sur, acq, surrogate_options)
-        for attempt in range(1, MAX_ASK_ATTEMPTS + 1):
-            snap = st.snapshot()
-            X, y, pending = observations(space, snap.trials)
-            sug = suggest_fn(
-                space,
-                X,
-                y,
-                q=q,
-                pending=pending,
-                surrogate=sur,
-                acquisition=acq,
-                surrogate_options=surrogate_options,
-                acquisition_options=acquisition_options,
-                seed=s.seed,
-                n_init=s.n_init,
-                n_issued=snap.n_trials,
-                device=device,
+        st.check_writable()
+        return ask_open(
+            st,
+            q,
+            surrogate=sur,
+            acquisition=acq,
+            surrogate_options=surrogate_options,
+            acquisition_options=acquisition_options,
+            device=device,
+            suggest_fn=suggest_fn,
+        )
+
+
+def ask_open(
+    st: StudyStorage,
+    q: int,
+    *,
+    surrogate: str,
+    acquisition: str,
+    surrogate_options: dict[str, Any],
+    acquisition_options: dict[str, Any],
+    device: str = "cpu",
+    runner: str | None = None,
+    on_suggest: Callable[[Any, np.ndarray, np.ndarray], None] | None = None,
+    suggest_fn: Callable[..., Any] | None = None,
+) -> AskResult:
+    """The ask step on an open study (``ask`` and ``bocli run`` share it; options already checked).
+
+    ``runner`` marks the new trials as evaluated by that run (``attempts`` = 1: the run starts
+    evaluating them at once). ``on_suggest(suggestion, X, y)`` sees each model-based proposal with
+    the data it was made from (compare's calibration measurements).
+    """
+    if suggest_fn is None:
+        from bocli.engine import suggest as suggest_fn
+    s = st.settings
+    space = s.space
+    sur, acq = surrogate, acquisition
+    for attempt in range(1, MAX_ASK_ATTEMPTS + 1):
+        snap = st.snapshot()
+        X, y, pending = observations(space, snap.trials, st.encoded)
+        sug = suggest_fn(
+            space,
+            X,
+            y,
+            q=q,
+            pending=pending,
+            surrogate=sur,
+            acquisition=acq,
+            surrogate_options=surrogate_options,
+            acquisition_options=acquisition_options,
+            seed=s.seed,
+            n_init=s.n_init,
+            n_issued=snap.n_trials,
+            device=device,
+        )
+        model = sug.info.get("phase") == "model"
+        if model and on_suggest is not None:
+            on_suggest(sug, X, y)
+        preds = sug.info.get("predictions") or [{}] * len(sug.params)
+        per_point = max(len(sug.params), 1)  # the proposal's cost, shared by its points
+        new = [
+            NewTrial(
+                params=tidy_params(space, p),
+                phase="model" if model else "init",
+                surrogate=sur if model else None,
+                acquisition=acq if model else None,
+                predicted_mean=pred.get("mean"),
+                predicted_sd=pred.get("sd"),
+                diagnostics=sug.info.get("diagnostics") or None,
+                fit_seconds=float(sug.info.get("fit_seconds", 0.0)) / per_point,
+                acq_seconds=float(sug.info.get("acq_seconds", 0.0)) / per_point,
+                runner=runner,
+                attempts=1 if runner is not None else 0,
             )
-            model = sug.info.get("phase") == "model"
-            preds = sug.info.get("predictions") or [{}] * len(sug.params)
-            new = [
-                NewTrial(
-                    params=tidy_params(space, p),
-                    phase="model" if model else "init",
-                    surrogate=sur if model else None,
-                    acquisition=acq if model else None,
-                    predicted_mean=pred.get("mean"),
-                    predicted_sd=pred.get("sd"),
-                    diagnostics=sug.info.get("diagnostics") or None,
-                )
-                for p, pred in zip(sug.params, preds, strict=True)
-            ]
-            try:
-                trials = st.reserve(new, expected_n_trials=snap.n_trials)
-            except StaleSnapshotError:
-                continue  # another process issued trials meanwhile: propose again with them pending
-            return AskResult(trials, dict(sug.info), attempt)
+            for p, pred in zip(sug.params, preds, strict=True)
+        ]
+        try:
+            trials = st.reserve(new, expected_n_trials=snap.n_trials)
+        except StaleSnapshotError:
+            continue  # another process issued trials meanwhile: propose again with them pending
+        return AskResult(trials, dict(sug.info), attempt)
     raise StorageError(
-        f"{path}: other processes kept adding trials; gave up after {MAX_ASK_ATTEMPTS} attempts"
+        f"{st.path}: other processes kept adding trials; gave up after {MAX_ASK_ATTEMPTS} attempts"
     )
 
 
@@ -223,9 +273,15 @@ def abandon(path: str | Path, trial_ids: Sequence[int]) -> None:
 
 
 def observations(
-    space: Space, trials: Sequence[TrialRecord]
+    space: Space,
+    trials: Sequence[TrialRecord],
+    memo: dict[int, tuple[TrialRecord, np.ndarray]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The data ``suggest`` needs from a study's trials.
+
+    Args:
+        memo: Encoded points by trial id, reused while the record is the same object (a loop
+            asking again and again encodes each trial once).
 
     Returns:
         ``X``: ``n x d`` encoded complete trials; ``y``: their ``n`` values; ``pending``: ``p x d``
@@ -233,10 +289,20 @@ def observations(
     """
     done = [t for t in trials if t.state == "complete"]
     busy = [t for t in trials if t.state in ("pending", "failed")]
-    X = space.encode([t.params for t in done]) if done else np.zeros((0, space.dim))
+
+    def encode(ts: list[TrialRecord]) -> np.ndarray:
+        if not ts:
+            return np.zeros((0, space.dim))
+        if memo is None:
+            return space.encode([t.params for t in ts])
+        new = [t for t in ts if memo.get(t.trial_id, (None,))[0] is not t]
+        if new:
+            for t, x in zip(new, space.encode([t.params for t in new]), strict=True):
+                memo[t.trial_id] = (t, x)
+        return np.stack([memo[t.trial_id][1] for t in ts])
+
     y = np.array([t.value for t in done], dtype=np.float64)
-    pending = space.encode([t.params for t in busy]) if busy else np.zeros((0, space.dim))
-    return X, y, pending
+    return encode(done), y, encode(busy)
 
 
 def tidy_params(space: Space, params: dict[str, Any]) -> dict[str, Any]:
@@ -484,24 +550,121 @@ def _apply(w: Any, plan: _Plan, source: str) -> None:
         plan.result.trial_ids.append(rec.trial_id)
 
 
-def check_overwrite(path: str | Path, output: str | Path) -> None:
-    """Refuse to replace ``output`` when it holds results the study has not recorded yet."""
+def check_overwrite(path: str | Path, output: str | Path, force: bool = False) -> None:
+    """Refuse an ``-o`` file that bocli must not replace (one line, UserError).
+
+    Never, even with ``force``: an SQLite database (a study or any other), the study ``path``
+    itself or a journal beside a database (``-wal``, ``-shm``, ``-journal``), or something that is
+    not a regular file. Without ``force``: any file that exists.
+    """
+    import os
+    import stat
+
     out = Path(output)
-    if not out.exists():
+    label = f"-o {out}"
+    if not out.parent.is_dir():
+        raise UserError(f"{label}: directory {out.parent} does not exist")
+    study = Path(path)
+    same = os.path.realpath(out) == os.path.realpath(study)
+    if same or (out.exists() and study.exists() and os.path.samefile(out, study)):
+        raise UserError(
+            f"{label}: is the study itself; bocli never overwrites it, choose another file name"
+        )
+    for suffix in ("-wal", "-shm", "-journal"):
+        if not out.name.endswith(suffix):
+            continue
+        base = Path(str(out)[: -len(suffix)])
+        try:
+            is_db = _is_sqlite(base) or os.path.realpath(base) == os.path.realpath(study)
+        except OSError:
+            is_db = True  # cannot tell: do not risk it
+        if is_db:
+            raise UserError(
+                f"{label}: is the journal of the SQLite database {base}; bocli never overwrites "
+                "one, choose another file name"
+            )
+    if not os.path.lexists(out):
         return
-    with StudyStorage.open(path) as st:
-        space = st.settings.space
-        table = read_results(out, space)
-        if table.rows or not table.problems:
-            plan = _plan(space, table, st.trials(), overwrite=False)
-            if not plan.problems and not plan.inserts and not plan.updates:
-                return
-            why = "holds results not yet told" if not plan.problems else "does not match the study"
+    if out.exists() and not stat.S_ISREG(out.stat().st_mode):
+        raise UserError(
+            f"{label}: is not a regular file; bocli writes -o files whole (leave out -o to print "
+            "to standard output)"
+        )
+    try:
+        sqlite = _is_sqlite(out)
+    except OSError as e:
+        raise UserError(
+            f"{label}: exists and cannot be read to check what it is ({e.strerror or e}); "
+            "choose another file name"
+        ) from None
+    if sqlite:
+        raise UserError(
+            f"{label}: is an SQLite database (a study?); bocli never overwrites one, choose "
+            "another file name"
+        )
+    if not force:
+        raise UserError(
+            f"{label}: already exists; pass --force to replace it, or choose another file name"
+        )
+
+
+def _is_sqlite(path: Path) -> bool:
+    """Whether ``path`` is a regular file starting with the SQLite header (OSError if unreadable)."""
+    from bocli.storage import SQLITE_HEADER
+
+    if not path.is_file():
+        return False
+    with path.open("rb") as f:
+        return f.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+
+
+def write_output(path: str | Path, output: str | Path, text: str, force: bool = False) -> None:
+    """Write ``text`` to the ``-o`` file of a command on study ``path``, atomically.
+
+    The text goes to a temporary file in the same folder, synced, then into place in one step, so
+    no reader (and no crash) ever sees half a file. ``check_overwrite`` runs again just before
+    (an ask may have taken minutes); without ``force`` the file is linked into place, which fails
+    rather than replace a file that appeared meanwhile.
+    """
+    import errno
+    import os
+    import uuid
+
+    out = Path(output)
+    check_overwrite(path, out, force)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with tmp.open("x", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if force:
+            check_overwrite(path, out, force)  # still never an SQLite file
+            os.replace(tmp, out)
         else:
-            why = "is not a results file of this study"
-    raise UserError(
-        f"-o {out}: the file exists and {why}; tell it first, choose another name, or pass --force"
-    )
+            try:
+                os.link(tmp, out)  # fails if `out` exists: never replaces anything
+            except OSError as e:
+                if e.errno == errno.EEXIST or os.path.lexists(out):
+                    raise
+                os.replace(tmp, out)  # a file system without hard links (FAT, some shares)
+        try:
+            fd = os.open(out.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # the new name survives a power cut too
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+    except FileExistsError:
+        raise UserError(
+            f"-o {out}: already exists (it appeared meanwhile); pass --force to replace it, or "
+            "choose another file name"
+        ) from None
+    except OSError as e:
+        raise UserError(f"-o {out}: cannot write it ({e.strerror or e})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # ----- status / best / export ------------------------------------------------------------------
@@ -610,18 +773,41 @@ def prediction_check(trials: Sequence[TrialRecord]) -> dict[str, Any] | None:
 
 
 def export_columns(space: Space) -> list[str]:
-    return ["trial_id", *space.names, space.objective.name, "status", "proposed_by",
-            "created_at", "completed_at", "predicted_mean", "predicted_sd",
-            "diagnostics"]  # fmt: skip
+    """The columns of ``bocli export`` and of a run's ``trials.csv`` (the README's table)."""
+    return ["trial_id", *space.names, space.objective.name, "status", *INFO_COLUMNS]
 
 
-def trial_row(space: Space, t: TrialRecord) -> dict[str, Any]:
+def best_so_far(
+    space: Space, trials: Sequence[TrialRecord], optimum: float | None
+) -> Iterator[tuple[TrialRecord, float | None, float | None]]:
+    """Each trial with the best complete value among trials with its id or a smaller one, and
+    that value's regret (None without a known optimum)."""
+    sign = space.objective.sign
+    best: float | None = None
+    for t in trials:
+        if t.state == "complete" and (best is None or sign * t.value > sign * best):  # type: ignore[operator]
+            best = t.value
+        regret = None
+        if optimum is not None and best is not None:
+            regret = max(0.0, sign * (optimum - best))
+        yield t, best, regret
+
+
+def _export_row(
+    space: Space, t: TrialRecord, best: float | None, regret: float | None
+) -> dict[str, Any]:
     return {
         "trial_id": t.trial_id,
         **t.params,
         space.objective.name: t.value,
         "status": t.state,
+        "best_so_far": best,
+        "regret": regret,
         "proposed_by": t.proposed_by,
+        "fit_seconds": t.fit_seconds,
+        "acq_seconds": t.acq_seconds,
+        "eval_seconds": t.eval_seconds,
+        "error": t.error,
         "created_at": t.created_at,
         "completed_at": t.completed_at,
         "predicted_mean": t.predicted_mean,
@@ -630,12 +816,59 @@ def trial_row(space: Space, t: TrialRecord) -> dict[str, Any]:
     }
 
 
+def trial_rows(
+    space: Space, trials: Sequence[TrialRecord], problem: str | None = None
+) -> list[dict[str, Any]]:
+    """Every trial as an export row (columns ``export_columns``), in trial-id order;
+    ``best_so_far`` is the best complete value among trials with this id or a smaller one,
+    ``regret`` its distance to a registered problem's known optimum."""
+    return [_export_row(space, *x) for x in best_so_far(space, trials, _optimum(problem))]
+
+
+class ExportFile:
+    """A study's CSV export kept current after every change (a run's ``trials.csv``).
+
+    Each rewrite is atomic; the line of a trial that did not change (same record, same best so
+    far) is formatted once, so a rewrite costs little more than writing the bytes.
+    """
+
+    def __init__(self, path: str | Path, space: Space, problem: str | None = None) -> None:
+        self.path = Path(path)
+        self.space = space
+        self.columns = export_columns(space)
+        self.optimum = _optimum(problem)
+        self._lines: dict[int, tuple[TrialRecord, float | None, str]] = {}
+
+    def write(self, trials: Sequence[TrialRecord]) -> None:
+        """Rewrite the file from ``trials`` (every trial of the study, ordered by id)."""
+        parts = [to_csv_text(self.columns, [])]
+        for t, best, regret in best_so_far(self.space, trials, self.optimum):
+            hit = self._lines.get(t.trial_id)
+            if hit is None or hit[0] is not t or hit[1] != best:
+                line = to_csv_text(self.columns, [_export_row(self.space, t, best, regret)])
+                hit = (t, best, line[line.index("\n") + 1 :])
+                self._lines[t.trial_id] = hit
+            parts.append(hit[2])
+        write_csv(self.path, "".join(parts), durable=False)
+
+
+def _optimum(problem: str | None) -> float | None:
+    if problem is None:
+        return None
+    try:
+        from problems import get_problem
+
+        return get_problem(problem).optimum
+    except Exception:  # a problem that is no longer registered: no regret, not an error
+        return None
+
+
 def export_rows(path: str | Path) -> tuple[list[str], list[dict[str, Any]]]:
-    """Every trial as a row (columns: trial_id, parameters, objective, status, provenance)."""
+    """Every trial as a row (columns: ``export_columns``)."""
     with StudyStorage.open(path) as st:
-        space = st.settings.space
+        s = st.settings
         trials = st.trials()
-    return export_columns(space), [trial_row(space, t) for t in trials]
+    return export_columns(s.space), trial_rows(s.space, trials, s.problem)
 
 
 def pending_rows(path: str | Path) -> tuple[list[str], list[dict[str, Any]]]:

@@ -101,7 +101,9 @@ def init(
 @format_option("csv", "json", "table")
 @model_options
 @device_option
-@click.option("--force", is_flag=True, help="Replace -o FILE even if it holds untold results.")
+@click.option(
+    "--force", is_flag=True, help="Replace an existing -o FILE (never an SQLite database)."
+)
 def ask(
     study: str,
     q: int,
@@ -118,7 +120,8 @@ def ask(
 
     The CSV has the columns trial_id, one per parameter, and the objective (empty): fill in the
     objective and give the file to `bocli tell`. Pending trials are never suggested again, also by
-    asks running at the same time. -o refuses to replace a file holding results not yet told.
+    asks running at the same time. -o never replaces an existing file without --force, and never
+    an SQLite database (a study); --format table is for the terminal only.
 
     \b
     Examples:
@@ -135,11 +138,13 @@ def ask(
     warnings.filterwarnings("ignore", message="The balance properties of Sobol")
 
     out = Path(output) if output else None
-    if out is not None:
-        if not out.parent.exists():
-            raise UserError(f"-o {out}: directory {out.parent} does not exist")
-        if not force:
-            check_overwrite(study, out)
+    if out is not None:  # checked before asking: a refused -o leaves the study as it was
+        if fmt == "table":
+            raise UserError(
+                f"-o {out}: --format table is drawn for the terminal; write --format csv (to fill "
+                "in and tell) or --format json to a file"
+            )
+        check_overwrite(study, out, force)
     result = ask_study(
         study,
         q,
@@ -161,9 +166,9 @@ def ask(
         if out is None:
             click.echo(text, nl=False)
             return
-        from bocli.csvio import write_csv
+        from bocli.study import write_output
 
-        write_csv(out, text)
+        write_output(study, out, text, force)  # atomic; checks -o again just before
     except BaseException:
         # the user never saw these trials: free their slots rather than leave them pending forever
         from bocli.study import abandon
@@ -390,7 +395,7 @@ def best(study: str, fmt: str) -> None:
     help="Only the pending trials, laid out as `bocli ask` writes them (to re-make a lost batch).",
 )
 @click.option(
-    "--force", is_flag=True, help="With --pending: replace -o FILE even if it holds untold results."
+    "--force", is_flag=True, help="Replace an existing -o FILE (never an SQLite database)."
 )
 @format_option("csv", "json")
 def export(study: str, output: str | None, pending: bool, force: bool, fmt: str) -> None:
@@ -407,16 +412,14 @@ def export(study: str, output: str | None, pending: bool, force: bool, fmt: str)
       bocli export study.db --pending -o batch.csv
     """
     from bocli.csvio import to_csv_text
-    from bocli.study import check_overwrite, export_rows, pending_rows
+    from bocli.study import check_overwrite, export_rows, pending_rows, write_output
 
-    if pending and output is not None and not force:
-        check_overwrite(study, output)  # a half-filled batch must not be replaced by a blank one
+    if output is not None:  # an existing file only with --force; an SQLite file (a study) never
+        check_overwrite(study, output, force)
     columns, rows = pending_rows(study) if pending else export_rows(study)
     text = json.dumps(rows) + "\n" if fmt == "json" else to_csv_text(columns, rows)
     if output is None:
         click.echo(text, nl=False)
         return
-    from bocli.csvio import write_csv
-
-    write_csv(output, text)
+    write_output(study, output, text, force)  # atomic: temporary file, then renamed into place
     click.echo(f"wrote {len(rows)} trials to {output}", err=True)

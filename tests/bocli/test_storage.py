@@ -81,7 +81,7 @@ def test_open_errors_name_the_file(tmp_path: Path) -> None:
         StudyStorage.open(junk)
     other = tmp_path / "other.db"
     sqlite3.connect(other).execute("CREATE TABLE x (a)").connection.commit()
-    with pytest.raises(StorageError, match=r"other\.db: not a bocli study"):
+    with pytest.raises(StorageError, match=r"other\.db: an SQLite database, but not a bocli study"):
         StudyStorage.open(other)
 
 
@@ -226,3 +226,23 @@ def test_predictions_are_stored_finite_or_not_at_all(study: Path) -> None:
         st.reserve([NewTrial(P, predicted_mean=float("nan"), predicted_sd=float("inf"))])
         t = st.trials()[0]
     assert (t.predicted_mean, t.predicted_sd) == (None, None)
+
+
+def test_cached_trials_follow_other_connections_and_rollbacks(study: Path) -> None:
+    """Reads are cached per connection; another connection's commit, this connection's own
+    writes and a rolled-back write are all seen exactly as the file holds them."""
+    with StudyStorage.open(study) as a, StudyStorage.open(study) as b:
+        a.reserve([NewTrial(P)])
+        assert [t.state for t in a.trials()] == ["pending"]  # fills a's cache
+        assert a.trials()[0] is a.trials()[0]  # served from the cache
+        with b.write() as w:  # another connection completes it and adds a trial
+            w.update(w.trials()[0], TrialUpdate(0, "complete", 1.5), "b")
+            w.insert(NewTrial(P))
+        assert [(t.state, t.value) for t in a.trials()] == [("complete", 1.5), ("pending", None)]
+        with pytest.raises(RuntimeError), a.write() as w:
+            w.insert(NewTrial(P))
+            assert len(w.trials()) == 3  # its own uncommitted insert is visible to it
+            raise RuntimeError("boom")
+        assert len(a.trials()) == 2 and len(b.trials()) == 2
+        a.reserve([NewTrial(P)])  # own commit: the cache picks up the new row
+        assert [t.trial_id for t in a.trials()] == [0, 1, 2] == [t.trial_id for t in b.trials()]

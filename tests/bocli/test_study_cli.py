@@ -233,21 +233,25 @@ def test_ask_recomputes_when_another_process_issued_trials(study: Path) -> None:
     assert len(set(params)) == 4
 
 
-def test_ask_output_never_overwrites_untold_results(study: Path, tmp_path: Path) -> None:
+def test_ask_output_never_overwrites_without_force(study: Path, tmp_path: Path) -> None:
     batch = tmp_path / "batch.csv"
     run("ask", study, "-n", 2, "-o", batch)
-    run("ask", study, "-n", 2, "-o", batch)  # nothing filled in yet: replacing it loses nothing
     rows = read_csv(batch)
     rows[0]["yield"] = "0.5"
     write_rows(batch, rows)
-    r = run("ask", study, "-o", batch, ok=False)
-    assert r.exit_code == 2 and "holds results not yet told" in r.output
+    r = run("ask", study, "-o", batch, ok=False)  # any existing file, told or not: --force
+    assert r.exit_code == 2 and "already exists; pass --force" in r.output
     assert read_csv(batch)[0]["yield"] == "0.5"
+    with StudyStorage.open(study) as s:
+        assert len(s.trials()) == 2  # refused before asking: no trial issued
     run("tell", study, batch)
-    run("ask", study, "-o", batch)  # told: may be replaced now
+    r = run("ask", study, "-o", batch, ok=False)  # told, still the user's file
+    assert r.exit_code == 2 and "already exists; pass --force" in r.output
+    run("ask", study, "-o", batch, "--force")
+    assert [r["trial_id"] for r in read_csv(batch)] == ["2"]
     (tmp_path / "notes.csv").write_text("my lab notes\n")
     r = run("ask", study, "-o", tmp_path / "notes.csv", ok=False)
-    assert "is not a results file of this study" in r.output
+    assert "already exists; pass --force" in r.output
     run("ask", study, "-o", tmp_path / "notes.csv", "--force")
     r = run("ask", study, "-o", tmp_path / "nodir" / "x.csv", ok=False)
     assert r.exit_code == 2 and "does not exist" in r.output
@@ -431,7 +435,7 @@ def test_status_best_and_export(study: Path, tmp_path: Path) -> None:
     tell_value(study, 2, status="failed")
     info = json.loads(run("status", study, "--format", "json").stdout)
     assert (info["trials"], info["complete"], info["failed"], info["best_trial"]) == (3, 2, 1, 1)
-    assert info["next_ask"] == "sobol design" and info["schema_version"] == 2
+    assert info["next_ask"] == "sobol design" and info["schema_version"] == 3
     text = run("status", study).stdout
     assert "3: 2 complete, 0 pending, 1 failed" in text and "best       3 (trial 1" in text
     b = json.loads(run("best", study, "--format", "json").stdout)
@@ -638,12 +642,13 @@ def test_export_pending_remakes_a_lost_batch(study: Path, tmp_path: Path) -> Non
     assert [r["trial_id"] for r in rows] == ["0", "1", "2"] and all(r["yield"] == "" for r in rows)
     rows[0]["yield"] = "4.5"
     write_rows(again, rows)
-    # a half-filled batch is not replaced by a blank one...
+    # a half-filled batch is not replaced by a blank one (no file is, without --force)...
     r = run("export", study, "--pending", "-o", again, ok=False)
-    assert r.exit_code == 2 and "results not yet told" in r.output
+    assert r.exit_code == 2 and "already exists; pass --force" in r.output
+    assert read_csv(again)[0]["yield"] == "4.5"
     run("tell", study, again)
     # ...and once told, the remaining pending trials are what --pending gives
-    run("export", study, "--pending", "-o", again)
+    run("export", study, "--pending", "-o", again, "--force")
     assert [r["trial_id"] for r in read_csv(again)] == ["1", "2"]
 
 

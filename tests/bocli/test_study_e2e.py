@@ -77,7 +77,7 @@ def test_branin_loop_reaches_low_regret(tmp_path: Path) -> None:
         return prob.evaluate({"x0": float(row["x0"]), "x1": float(row["x1"])})
 
     for _ in range(15):
-        bocli("ask", study, "-n", 2, "-o", batch)
+        bocli("ask", study, "-n", 2, "-o", batch, "--force")  # replaces the told batch
         fill(batch, branin, "value")
         bocli("tell", study, batch)
     info = json.loads(bocli("status", study, "--format", "json").stdout)
