@@ -1,50 +1,62 @@
-"""The terminal run loop: suggest -> evaluate -> record, saved as it goes, resumable.
+"""The one optimization loop: ask -> evaluate -> tell, over a study.
 
-A run directory holds ``config.json`` (what was asked for) and ``trials.csv`` (one row per finished
-evaluation, appended and fsynced as each completes). ``resume`` rebuilds the state from those files:
-a finished evaluation is never lost nor repeated, and proposals are seeded by the number of points
-issued, so a resumed run proposes what the uninterrupted run would have.
+``bocli run`` and the cells of ``bocli compare`` drive a study (``bocli.storage``) through this loop,
+and ``bocli ask`` / ``bocli tell`` are its two halves done by hand. The study is the only state:
+
+- **Asking** is ``bocli.study.ask_open``: completed trials are the data, pending *and failed* trials
+  are pending points (so neither is proposed again), and the Sobol design continues from the number
+  of trials ever issued. The new trials are stored as pending, marked with this run's id
+  (``runner``) and ``attempts = 1``, *before* they are evaluated.
+- **Telling** records each finished evaluation in one transaction (``complete`` with its value, or
+  ``failed`` with the reason), then rewrites ``trials.csv`` (an export, never read back).
+- **Resuming**: a run holds an exclusive lock on its study file while it runs, so a pending trial
+  with a runner, found by the next run, was in flight when its run died. It is evaluated again
+  under the same trial id and parameters if that was its first attempt, and marked abandoned
+  (with a line saying so) if it was already the second: nothing finished is repeated or lost, and
+  nothing is evaluated more than twice. Trials asked by a person (no runner) are left to them and
+  stay pending points.
+- **Budget**: the run stops when the study holds ``budget`` trials that are not abandoned.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import csv
+import contextlib
+import fcntl
 import json
-import math
 import os
+import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bocli.engine import Suggestion, best_observed, check_models, default_n_init, suggest
+from bocli.engine import Suggestion, check_models
 from bocli.errors import UserError
+from bocli.storage import StaleSnapshotError, StudyStorage, TrialRecord, TrialUpdate
 from problems.base import ObjectiveError, Problem
 
-__all__ = ["RunConfig", "RunError", "Trial", "load_trials", "run_optimization", "validate_config"]
-
-TRIAL_FIELDS = [
-    "trial",
-    "status",
-    "value",
-    "best_so_far",
-    "regret",
-    "phase",
-    "surrogate",
-    "acquisition",
-    "fit_seconds",
-    "acq_seconds",
-    "eval_seconds",
-    "error",
-    "finished_at",
-    "predicted_mean",  # the model's predictive mean and sd at the point (absent in older files)
-    "predicted_sd",
-    "diagnostics",  # the surrogate's fit diagnostics as JSON (absent in older files)
+__all__ = [
+    "RunConfig",
+    "RunError",
+    "RunPlan",
+    "Trial",
+    "load_problem",
+    "merge_settings",
+    "optimize",
+    "plan_run",
+    "run_optimization",
+    "saved_config",
+    "validate_config",
 ]
+
+RUN_META_KEY = "run"  # the study's meta entry holding a run's settings (JSON of RunConfig)
+STUDY_FILE = "study.db"
+EXPORT_FILE = "trials.csv"
 
 
 class RunError(UserError, ValueError):
@@ -53,7 +65,7 @@ class RunError(UserError, ValueError):
 
 @dataclass
 class RunConfig:
-    """Settings of one optimization run (saved as config.json)."""
+    """Settings of one optimization run (saved in its study, ``meta['run']``)."""
 
     problem: str
     surrogate: str = "gp"
@@ -67,25 +79,26 @@ class RunConfig:
     scheduler: str | None = None
     surrogate_options: dict[str, Any] = field(default_factory=dict)
     acquisition_options: dict[str, Any] = field(default_factory=dict)
+    # how to rebuild a user objective on --resume: space_file, command, command_mode, timeout
+    objective: dict[str, Any] = field(default_factory=dict)
 
-    # settings that must match on --resume (others, like workers or device, may change)
-    IDENTITY = (
-        "problem",
-        "surrogate",
-        "acquisition",
-        "n_init",
-        "batch",
-        "seed",
-        "surrogate_options",
-        "acquisition_options",
-    )
+    # settings a resumed run cannot change (they define the problem and its design)
+    FIXED = ("problem", "seed", "n_init")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in json.loads(text).items() if k in known})
 
 
 @dataclass
 class Trial:
-    """One finished evaluation (a row of trials.csv)."""
+    """One finished evaluation, as the progress display and ``compare`` see it."""
 
-    trial: int
+    trial: int  # the study's trial id
     params: dict[str, Any]
     status: str  # complete | failed
     value: float | None
@@ -98,12 +111,80 @@ class Trial:
     acq_seconds: float
     eval_seconds: float
     error: str = ""
-    finished_at: float = 0.0
+    finished_at: str = ""  # UTC ISO 8601
     predicted_mean: float | None = None  # what the model expected (None for the Sobol design)
     predicted_sd: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def validate_config(config: RunConfig) -> None:
+    """Fail at once, before any file is written, on settings that cannot run."""
+    if config.budget < 1:
+        raise RunError("--budget must be at least 1")
+    if config.batch < 1:
+        raise RunError("--batch must be at least 1")
+    if config.workers < 1:
+        raise RunError("--workers must be at least 1")
+    check_models(config.surrogate, config.acquisition, config.surrogate_options)
+    from bocli.engine import resolve_device
+
+    try:
+        resolve_device(config.device)
+    except ValueError as e:
+        raise RunError(f"--device: {e}") from None
+
+
+def saved_config(st: StudyStorage) -> RunConfig | None:
+    """The settings the study's last run was started with, or None (an ask-tell study)."""
+    text = st.meta().get(RUN_META_KEY)
+    return RunConfig.from_json(text) if text else None
+
+
+def merge_settings(
+    saved: RunConfig, given: dict[str, Any], explicit: set[str]
+) -> tuple[RunConfig, list[str]]:
+    """A resumed run's settings: the saved ones, except those the user passed explicitly.
+
+    Args:
+        saved: The settings stored in the study.
+        given: The values of this invocation (option name -> value), defaults included.
+        explicit: The option names the user typed.
+
+    Returns:
+        The merged settings and one line per setting that changed (for the user).
+
+    Raises:
+        RunError: An explicit value that cannot apply to a resumed run (problem, seed, design).
+    """
+    merged = RunConfig(**asdict(saved))
+    notes: list[str] = []
+    settings = {f.name for f in fields(RunConfig)} - {"objective"}
+    for name in sorted(explicit & set(given) & settings):
+        new, old = given[name], getattr(saved, name)
+        if new == old:
+            continue
+        if name in RunConfig.FIXED:
+            raise RunError(
+                f"--{name.replace('_', '-')}: this run was started with {old!r}, which cannot "
+                f"change on resume; start a new run (another --out) for {new!r}"
+            )
+        setattr(merged, name, new)
+        notes.append(f"resume: {name.replace('_', ' ')} {_show(old)} -> {_show(new)}")
+    for name in sorted(explicit & {"timeout", "command", "command_mode"}):
+        new, old = given[name], saved.objective.get(name)
+        if new != old:
+            merged.objective = {**merged.objective, name: new}
+            notes.append(f"resume: {name.replace('_', ' ')} {_show(old)} -> {_show(new)}")
+    return merged, notes
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, dict):
+        return ",".join(f"{k}={x}" for k, x in v.items()) or "(none)"
+    return str(v)
+
+
+# ----- the loop -----------------------------------------------------------------------------------
 def _evaluate(
     problem: Problem, params: dict[str, Any], seed: int
 ) -> tuple[float | None, str, float]:
@@ -118,122 +199,286 @@ def _evaluate(
         return None, f"{type(e).__name__}: {e}", time.perf_counter() - t0
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return repr(v) if math.isfinite(v) else ""
-    return str(v)
-
-
-class _TrialLog:
-    """Append-only trials.csv; each row is flushed and fsynced before the loop moves on."""
-
-    def __init__(self, path: Path, param_names: list[str]) -> None:
-        self.path = path
-        self.fields = ["trial", *param_names, *TRIAL_FIELDS[1:]]
-        if not path.exists() or path.stat().st_size == 0:
-            with path.open("w", newline="", encoding="utf-8") as f:
-                csv.writer(f).writerow(self.fields)
-        else:  # resuming: keep the file's own columns (an older file may lack newer ones)
-            with path.open(newline="", encoding="utf-8") as f:
-                self.fields = next(csv.reader(f), self.fields)
-
-    def append(self, t: Trial) -> None:
-        row = {
-            **{k: _fmt(v) for k, v in t.params.items()},
-            **{k: _fmt(getattr(t, k)) for k in TRIAL_FIELDS if k != "diagnostics"},
-        }
-        diagnostics = t.extra.get("diagnostics")
-        row["diagnostics"] = json.dumps(diagnostics, default=str) if diagnostics else ""
-        with self.path.open("a", newline="", encoding="utf-8") as f:
-            csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore").writerow(row)
-            f.flush()
-            os.fsync(f.fileno())
-
-
-def load_trials(out_dir: Path, problem: Problem) -> list[Trial]:
-    """Read trials.csv back (a torn last line from a crash is dropped)."""
-    path = Path(out_dir) / "trials.csv"
-    if not path.exists():
-        return []
-    space = problem.space
-    trials: list[Trial] = []
-    with path.open(newline="", encoding="utf-8") as f:
-        lines = f.read().splitlines()
-    reader = csv.DictReader(lines)
-    for row in reader:
-        if None in row or any(v is None for v in row.values()):
-            continue  # torn write
+@contextlib.contextmanager
+def study_lock(path: Path) -> Iterator[None]:
+    """Hold the exclusive run lock of a study (an ``flock`` on the file, released by the kernel
+    when the process dies): one run at a time drives a study; ``ask``/``tell`` are not blocked."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
         try:
-            params = space.validate({n: row[n] for n in space.names})
-
-            def num(k: str, row: dict[str, str] = row) -> float | None:
-                return float(row[k]) if row.get(k) not in (None, "") else None
-
-            trials.append(
-                Trial(
-                    trial=int(row["trial"]),
-                    params=params,
-                    status=row["status"],
-                    value=num("value"),
-                    best_so_far=num("best_so_far"),
-                    regret=num("regret"),
-                    phase=row["phase"],
-                    surrogate=row["surrogate"],
-                    acquisition=row["acquisition"],
-                    fit_seconds=num("fit_seconds") or 0.0,
-                    acq_seconds=num("acq_seconds") or 0.0,
-                    eval_seconds=num("eval_seconds") or 0.0,
-                    error=row.get("error", ""),
-                    finished_at=num("finished_at") or 0.0,
-                    predicted_mean=num("predicted_mean"),
-                    predicted_sd=num("predicted_sd"),
-                    extra=(
-                        {"diagnostics": json.loads(row["diagnostics"])}
-                        if row.get("diagnostics")
-                        else {}
-                    ),
-                )
-            )
-        except (KeyError, ValueError) as e:
-            raise RunError(f"{path}: row {reader.line_num}: cannot read ({e})") from None
-    return trials
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunError(
+                f"{path}: another `bocli run` is driving this study; wait for it to finish "
+                "(ask/tell by hand still work meanwhile)"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
 
 
-def _prepare_dir(out_dir: Path, config: RunConfig, resume: bool) -> None:
-    cfg_path = out_dir / "config.json"
-    if cfg_path.exists():
-        saved = json.loads(cfg_path.read_text())
-        if not resume:
-            if (out_dir / "trials.csv").exists() and (out_dir / "trials.csv").stat().st_size:
-                raise RunError(
-                    f"--out {out_dir}: already holds a run; pass --resume to continue it "
-                    "or choose another --out"
-                )
-        else:
-            mine = asdict(config)
-            for key in RunConfig.IDENTITY:
-                if saved.get(key) != mine.get(key):
-                    raise RunError(
-                        f"--resume: {out_dir} was run with {key}={saved.get(key)!r}, "
-                        f"not {mine.get(key)!r}"
+def optimize(
+    problem: Problem,
+    study: str | Path,
+    config: RunConfig,
+    *,
+    export: str | Path | None = None,
+    executor: cf.Executor | None = None,
+    retry_failed: bool = False,
+    on_trial: Callable[[Trial], None] | None = None,
+    on_suggest: Callable[[Suggestion, np.ndarray, np.ndarray], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
+) -> list[Trial]:
+    """Drive ``study`` until it holds ``config.budget`` trials that are not abandoned.
+
+    Evaluations run on ``executor`` (inline by default); up to ``max(workers, batch)`` are in
+    flight at once and are pending points of every proposal. A failed evaluation is stored as a
+    failed trial with its reason, and the run goes on. ``export`` is rewritten (atomically) after
+    each finished evaluation. ``retry_failed`` evaluates every failed trial once more, on purpose.
+
+    Returns:
+        Every finished trial of the study (complete or failed), in trial-id order.
+    """
+    from bocli.study import ExportFile, ask_open
+
+    path = Path(study)
+    notes = on_note or (lambda msg: None)
+    runner = uuid.uuid4().hex[:12]
+    slots = max(config.workers, config.batch, 1)
+    own_executor = executor is None
+    in_flight: dict[cf.Future, TrialRecord] = {}
+    starting: list[TrialRecord] = []  # submitted but not yet in flight (an inline evaluation)
+    with StudyStorage.open(path) as st, study_lock(path):
+        s = st.settings
+        space = s.space
+        optimum = problem.optimum
+
+        exporter = ExportFile(export, space, s.problem) if export is not None else None
+
+        def write_export() -> None:
+            if exporter is not None:
+                exporter.write(st.trials())
+
+        queue = _recover(st, runner, retry_failed, notes)
+        executor = executor or _default_executor(config)
+        try:
+            while True:
+                free = slots - len(in_flight)
+                if free > 0 and queue:
+                    starting[:] = [queue.pop(0)]
+                    in_flight[_submit(executor, problem, starting[0], config.seed)] = starting[0]
+                    starting.clear()
+                    continue
+                n_counted = sum(t.state != "abandoned" for t in st.trials())
+                remaining = config.budget - n_counted
+                if free > 0 and remaining > 0:
+                    asked = ask_open(
+                        st,
+                        min(config.batch, free, remaining),
+                        surrogate=config.surrogate,
+                        acquisition=config.acquisition,
+                        surrogate_options=config.surrogate_options,
+                        acquisition_options=config.acquisition_options,
+                        device=config.device,
+                        runner=runner,
+                        on_suggest=on_suggest,
                     )
-    elif resume and not (out_dir / "trials.csv").exists():
-        raise RunError(f"--resume: {out_dir} holds no run to resume")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cfg_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({**asdict(config), "saved_at": time.time()}, indent=2))
-    os.replace(tmp, cfg_path)
+                    starting[:] = asked.trials
+                    while starting:
+                        t = starting[0]
+                        in_flight[_submit(executor, problem, t, config.seed)] = t
+                        starting.pop(0)
+                    continue  # fill every free slot before waiting; running points are pending
+                if not in_flight:
+                    break
+                done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
+                for fut in sorted(done, key=lambda f: in_flight[f].trial_id):
+                    t = in_flight.pop(fut)
+                    try:
+                        value, error, seconds = fut.result()
+                    except Exception as e:  # the executor itself failed (a worker died)
+                        value, error, seconds = None, f"{type(e).__name__}: {e}", 0.0
+                    if not _tell(st, t, value, error, seconds, notes):
+                        continue
+                    write_export()
+                    if on_trial is not None:
+                        on_trial(_finished_trials(space, st.trials(), optimum, t.trial_id)[-1])
+        except BaseException:
+            # interrupted (Ctrl-C) or failed: what was running did not finish, so it does not
+            # count as an attempt; the next run evaluates it under the same trial id
+            _release(st, [*in_flight.values(), *starting])
+            raise
+        finally:
+            for fut in in_flight:
+                fut.cancel()
+            if own_executor:
+                executor.shutdown(wait=False, cancel_futures=True)
+        write_export()
+        return _finished_trials(space, st.trials(), optimum)
 
 
-def validate_config(config: RunConfig) -> None:
-    """Fail at once, before any file is written, on settings that cannot run."""
-    if config.budget < 1:
-        raise RunError("--budget must be at least 1")
-    if config.batch < 1:
-        raise RunError("--batch must be at least 1")
-    check_models(config.surrogate, config.acquisition, config.surrogate_options)
+def _submit(executor: cf.Executor, problem: Problem, t: TrialRecord, seed: int) -> cf.Future:
+    # the noise of a noisy problem is seeded by the trial id: a re-evaluation measures the same
+    return executor.submit(_evaluate, problem, t.params, seed * 7919 + t.trial_id)
+
+
+def _recover(
+    st: StudyStorage, runner: str, retry_failed: bool, notes: Callable[[str], None]
+) -> list[TrialRecord]:
+    """Claim what an earlier run left in flight (and, with ``retry_failed``, the failed trials);
+    return the trials to evaluate first."""
+    queue: list[TrialRecord] = []
+    with st.write() as w:
+        for t in w.trials():
+            if t.state == "pending" and t.runner is not None:
+                if t.attempts >= 2:
+                    w.update(t, TrialUpdate(t.trial_id, "abandoned"), "run (resume)")
+                    notes(
+                        f"trial {t.trial_id} was being evaluated when a run stopped, for the "
+                        "second time; marked abandoned (not evaluated a third time)"
+                    )
+                    continue
+                w.claim(t.trial_id, runner, t.attempts + 1)
+                queue.append(t)
+            elif t.state == "failed" and retry_failed:
+                w.update(t, TrialUpdate(t.trial_id, "pending"), "run --retry-failed")
+                w.claim(t.trial_id, runner, 1)
+                queue.append(TrialRecord(t.trial_id, t.params, "pending", None, t.phase))
+    resumed = [t.trial_id for t in queue if t.state == "pending" and t.runner is not None]
+    if resumed:
+        notes(f"evaluating again the trials in flight when the last run stopped: {_ids(resumed)}")
+    retried = [t.trial_id for t in queue if t.runner is None]
+    if retried:
+        notes(f"--retry-failed: evaluating failed trials once more: {_ids(retried)}")
+    return queue
+
+
+def _ids(ids: list[int]) -> str:
+    return ", ".join(map(str, ids[:20])) + (f" (+{len(ids) - 20} more)" if len(ids) > 20 else "")
+
+
+def _tell(
+    st: StudyStorage,
+    t: TrialRecord,
+    value: float | None,
+    error: str,
+    seconds: float,
+    notes: Callable[[str], None],
+) -> bool:
+    """Record one finished evaluation; False if a person told this trial meanwhile (theirs wins)."""
+    state = "complete" if value is not None else "failed"
+    update = TrialUpdate(t.trial_id, state, value, error or None, seconds)
+    pending = TrialRecord(t.trial_id, t.params, "pending", None, t.phase)
+    try:
+        with st.write() as w:
+            w.update(pending, update, "run")
+    except StaleSnapshotError:
+        notes(f"trial {t.trial_id} was told by hand while it ran; kept the told result")
+        return False
+    return True
+
+
+def _release(st: StudyStorage, trials: list[TrialRecord]) -> None:
+    """Undo the attempt count of evaluations that were stopped before they finished."""
+    if not trials:
+        return
+    with contextlib.suppress(Exception), st.write() as w:
+        current = {t.trial_id: t for t in w.trials()}
+        for t in trials:
+            now = current.get(t.trial_id)
+            if now is not None and now.state == "pending" and now.runner is not None:
+                w.claim(t.trial_id, now.runner, max(now.attempts - 1, 0))
+
+
+def _finished_trials(
+    space: Any, records: list[TrialRecord], optimum: float | None, upto: int | None = None
+) -> list[Trial]:
+    """The finished trials (up to trial id ``upto``) with best-so-far and regret."""
+    from bocli.study import best_so_far
+
+    out: list[Trial] = []
+    for t, best, regret in best_so_far(space, records, optimum):
+        if upto is not None and t.trial_id > upto:
+            break
+        if t.state not in ("complete", "failed"):
+            continue
+        out.append(
+            Trial(
+                trial=t.trial_id,
+                params=t.params,
+                status=t.state,
+                value=t.value,
+                best_so_far=best,
+                regret=regret,
+                phase=t.phase,
+                surrogate=t.surrogate or "",
+                acquisition=t.acquisition or "",
+                fit_seconds=t.fit_seconds or 0.0,
+                acq_seconds=t.acq_seconds or 0.0,
+                eval_seconds=t.eval_seconds or 0.0,
+                error=t.error or "",
+                finished_at=t.completed_at or "",
+                predicted_mean=t.predicted_mean,
+                predicted_sd=t.predicted_sd,
+                extra={"diagnostics": t.diagnostics or {}},
+            )
+        )
+    return out
+
+
+# ----- a run from settings: new, resumed, or on a temporary study ----------------------------------
+def create_run_study(path: Path, problem: Problem, config: RunConfig, registered: bool) -> None:
+    """Make the study of a new run and store its settings."""
+    from bocli.study import init_study
+
+    init_study(
+        path,
+        space=None if registered else problem.space,
+        problem=config.problem if registered else None,
+        surrogate=config.surrogate,
+        acquisition=config.acquisition,
+        surrogate_options=config.surrogate_options,
+        acquisition_options=config.acquisition_options,
+        seed=config.seed,
+        n_init=config.n_init,
+        check_models=False,  # validate_config did
+    )
+    with StudyStorage.open(path) as st:
+        st.set_meta(RUN_META_KEY, config.to_json())
+
+
+def is_registered(problem: Problem) -> bool:
+    """Whether ``problem`` is the registry's problem of that name (then the study records the
+    name, and ``status``/``best``/exports know its optimum)."""
+    if "user" in problem.tags:
+        return False
+    from problems import get_problem
+
+    try:
+        return get_problem(problem.name).space.to_json() == problem.space.to_json()
+    except Exception:  # not registered (a problem built in code)
+        return False
+
+
+def check_out_dir(out: Path, resume: bool) -> Path:
+    """The study of run folder ``out``; refuses a folder that does not fit ``resume``."""
+    study = out / STUDY_FILE
+    old_format = (out / "config.json").exists() and not study.exists()
+    if old_format:
+        raise RunError(
+            f"--out {out}: holds a run written by an older bocli (config.json + trials.csv, no "
+            f"{STUDY_FILE}), which cannot be resumed safely; start again with another --out "
+            "(the old files stay as they are)"
+        )
+    if resume and not study.exists():
+        raise RunError(f"--resume: {out} holds no run to resume (no {STUDY_FILE})")
+    if not resume and study.exists():
+        raise RunError(
+            f"--out {out}: already holds a run; pass --resume to continue it or choose another --out"
+        )
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out}: is a file, not a folder")
+    return study
 
 
 def run_optimization(
@@ -247,123 +492,233 @@ def run_optimization(
     on_suggest: Callable[[Suggestion, np.ndarray, np.ndarray], None] | None = None,
     on_resume: Callable[[int], None] | None = None,
 ) -> list[Trial]:
-    """Optimize ``problem`` for ``config.budget`` evaluations; return every trial, oldest first.
+    """Optimize a registered ``problem`` (or a user one) for ``config.budget`` evaluations.
 
-    Evaluations run on ``executor`` (inline by default); up to ``max(workers, batch)`` are in flight
-    at once and those still running are passed to the acquisition as pending points. A failed
-    evaluation is recorded with its error and the run goes on. ``on_suggest(suggestion, X, y)`` sees
-    each model-based proposal with the data it was made from (for calibration measurements).
+    With ``out_dir`` the run lives in ``out_dir/study.db`` (and ``out_dir/trials.csv``); without,
+    in a temporary study that is deleted afterwards (``compare``'s cells, tests). Returns every
+    finished trial, oldest first.
     """
-    space = problem.space
     validate_config(config)
-    out = Path(out_dir) if out_dir is not None else None
-    log: _TrialLog | None = None
-    trials: list[Trial] = []
-    if out is not None:
-        _prepare_dir(out, config, resume)
-        if resume:
-            trials = load_trials(out, problem)
-            if on_resume is not None:
-                on_resume(len(trials))
-        log = _TrialLog(out / "trials.csv", space.names)
-    n_init = config.n_init if config.n_init is not None else default_n_init(space)
-    slots = max(config.workers, config.batch, 1)
-    own_executor = executor is None
-    executor = executor or _default_executor(config)
-
-    in_flight: dict[cf.Future, tuple[int, dict[str, Any], np.ndarray, Suggestion]] = {}
-    next_id = len(trials)
-    try:
-        while True:
-            remaining = config.budget - len(trials) - len(in_flight)
-            free = slots - len(in_flight)
-            if remaining > 0 and free > 0:
-                q = min(config.batch, free, remaining)
-                done = [t for t in trials if t.status == "complete"]
-                X = space.encode([t.params for t in done])
-                y = np.array([t.value for t in done], dtype=np.float64)
-                pending = np.array([v[2] for v in in_flight.values()]).reshape(-1, space.dim)
-                sug = suggest(
-                    space,
-                    X,
-                    y,
-                    q=q,
-                    pending=pending,
-                    surrogate=config.surrogate,
-                    acquisition=config.acquisition,
-                    surrogate_options=config.surrogate_options,
-                    acquisition_options=config.acquisition_options,
-                    seed=config.seed,
-                    n_init=n_init,
-                    n_issued=next_id,
-                    device=config.device,
-                )
-                if on_suggest is not None and sug.info["phase"] == "model":
-                    on_suggest(sug, X, y)
-                for j, (params, x) in enumerate(zip(sug.params, sug.X, strict=True)):
-                    fut = executor.submit(_evaluate, problem, params, config.seed * 7919 + next_id)
-                    in_flight[fut] = (next_id, params, x, sug, j)
-                    next_id += 1
-                continue  # fill every free slot before waiting; running points are pending
-            if not in_flight:
-                break
-            finished, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
-            for fut in sorted(finished, key=lambda f: in_flight[f][0]):
-                tid, params, _, sug, j = in_flight.pop(fut)
-                try:
-                    value, error, seconds = fut.result()
-                except Exception as e:
-                    value, error, seconds = None, f"{type(e).__name__}: {e}", 0.0
-                trial = _record(problem, trials, tid, params, value, error, seconds, sug, j)
-                trials.append(trial)
-                if log is not None:
-                    log.append(trial)
-                if on_trial is not None:
-                    on_trial(trial)
-    finally:
-        for fut in in_flight:
-            fut.cancel()
-        if own_executor:
-            executor.shutdown(wait=False, cancel_futures=True)
-    return trials
-
-
-def _record(
-    problem: Problem,
-    trials: list[Trial],
-    tid: int,
-    params: dict[str, Any],
-    value: float | None,
-    error: str,
-    seconds: float,
-    sug: Suggestion,
-    index: int = 0,
-) -> Trial:
-    values = [t.value for t in trials if t.status == "complete"]
-    if value is not None:
-        values.append(value)
-    best = best_observed(problem.space, values)
-    info = sug.info
-    pred = (info.get("predictions") or [{}] * (index + 1))[index]
-    return Trial(
-        trial=tid,
-        params=params,
-        status="complete" if value is not None else "failed",
-        value=value,
-        best_so_far=best,
-        regret=problem.regret(best),
-        phase=info["phase"],
-        surrogate=info["surrogate"],
-        acquisition=info["acquisition"],
-        fit_seconds=float(info.get("fit_seconds", 0.0)) / max(len(sug.params), 1),
-        acq_seconds=float(info.get("acq_seconds", 0.0)) / max(len(sug.params), 1),
-        eval_seconds=seconds,
-        error=error,
-        finished_at=time.time(),
-        predicted_mean=pred.get("mean"),
-        predicted_sd=pred.get("sd"),
-        extra={"diagnostics": info.get("diagnostics", {})},
+    registered = is_registered(problem)
+    if out_dir is None:
+        with tempfile.TemporaryDirectory(prefix="bocli-run-") as tmp:
+            study = Path(tmp) / STUDY_FILE
+            create_run_study(study, problem, config, registered)
+            return optimize(
+                problem, study, config, executor=executor, on_trial=on_trial, on_suggest=on_suggest
+            )
+    out = Path(out_dir)
+    study = check_out_dir(out, resume)
+    if resume:
+        with StudyStorage.open(study) as st:
+            saved = saved_config(st)
+            n_done = sum(t.state in ("complete", "failed") for t in st.trials())
+        if saved is not None and saved.problem != config.problem:
+            raise RunError(f"--resume: {out} is a run of {saved.problem!r}, not {config.problem!r}")
+        if on_resume is not None:
+            on_resume(n_done)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        create_run_study(study, problem, config, registered)
+    return optimize(
+        problem,
+        study,
+        config,
+        export=out / EXPORT_FILE,
+        executor=executor,
+        on_trial=on_trial,
+        on_suggest=on_suggest,
     )
+
+
+@dataclass
+class RunPlan:
+    """What ``bocli run`` will do: the objective, the study it drives, the settings, and the
+    lines to show the user before it starts."""
+
+    problem: Problem
+    study: Path
+    config: RunConfig
+    export: Path | None
+    notes: list[str] = field(default_factory=list)
+    finished: int = 0  # trials already finished in the study (a resumed run)
+
+
+def load_problem(
+    target: str | None,
+    space: Any = None,
+    *,
+    space_file: str | None = None,
+    command: str | None = None,
+    command_mode: str = "stdin",
+    timeout: float | None = None,
+) -> Problem:
+    """Resolve ``PROBLEM`` / ``--space`` / ``--command`` to a Problem (user errors name the option).
+
+    ``space`` (a Space) is used for user objectives when given (a study's own space); otherwise
+    ``space_file`` is read.
+    """
+    import shlex
+
+    from bocli.space import Space
+
+    def user_space() -> Any:
+        if space is not None:
+            return space
+        if not space_file:
+            raise RunError("a user objective needs --space FILE describing its parameters")
+        return Space.from_file(space_file)
+
+    if command:
+        from problems.user import command_problem
+
+        argv = shlex.split(command)
+        if not argv:
+            raise RunError("--command: empty command")
+        try:
+            return command_problem(argv, user_space(), timeout=timeout or 600.0, mode=command_mode)
+        except ValueError as e:
+            raise RunError(f"--command: {e}") from None
+    if target is None:
+        raise RunError("give a PROBLEM (see `bocli problems`), or --space with --command")
+    if space_file or space is not None or ":" in target:
+        from problems.user import python_problem
+
+        try:
+            return python_problem(target, user_space(), timeout=timeout)
+        except ValueError as e:
+            raise RunError(str(e)) from None
+    from problems import get_problem
+
+    return get_problem(target)
+
+
+def plan_run(
+    target: str | None,
+    given: dict[str, Any],
+    explicit: set[str],
+    *,
+    out: str | None = None,
+    study: str | None = None,
+    resume: bool = False,
+) -> RunPlan:
+    """Work out a run before anything is evaluated: new, resumed (``--out DIR --resume``), or on an
+    existing ask-tell study (``--study FILE``). Every check happens here; the only file written is
+    a new run's study (or, for an existing study, its saved settings).
+
+    Args:
+        target: ``PROBLEM`` as typed (a registered name, ``module:function``), or None.
+        given: This invocation's settings: RunConfig fields plus ``space_file``, ``command``,
+            ``command_mode``, ``timeout`` (defaults included).
+        explicit: The names in ``given`` that the user typed.
+    """
+    objective = {k: given[k] for k in ("space_file", "command", "command_mode", "timeout")}
+    if study is not None and out is not None:
+        raise RunError("--study and --out: give one (an existing study, or a run folder)")
+    if study is None:
+        name = target if target else ("command" if objective["command"] else None)
+        if out is None:
+            if name is None:
+                raise RunError("give a PROBLEM (see `bocli problems`), or --space with --command")
+            slug = "".join(c if c.isalnum() or c in "_.-" else "_" for c in name)
+            out = f"runs/{slug}-{given['surrogate']}-{given['acquisition']}-s{given['seed']}"
+        study_path = check_out_dir(Path(out), resume)
+        export: Path | None = Path(out) / EXPORT_FILE
+        if not resume:
+            return _plan_new(target, name, given, objective, Path(out), study_path)
+    else:
+        study_path, export = Path(study), None
+    return _plan_existing(target, given, explicit, objective, study_path, export)
+
+
+def _config(name: str, given: dict[str, Any], objective: dict[str, Any]) -> RunConfig:
+    keep = {f.name for f in fields(RunConfig)} - {"problem", "objective"}
+    stored = {k: v for k, v in objective.items() if v is not None}
+    if stored.get("space_file"):
+        stored["space_file"] = str(Path(stored["space_file"]).resolve())
+    return RunConfig(problem=name, objective=stored, **{k: given[k] for k in keep})
+
+
+def _plan_new(
+    target: str | None,
+    name: str | None,
+    given: dict[str, Any],
+    objective: dict[str, Any],
+    out: Path,
+    study: Path,
+) -> RunPlan:
+    problem = load_problem(target, **objective)
+    assert name is not None
+    config = _config(name, given, objective)
+    validate_config(config)
+    out.mkdir(parents=True, exist_ok=True)
+    create_run_study(study, problem, config, registered=is_registered(problem))
+    return RunPlan(problem, study, config, out / EXPORT_FILE)
+
+
+def _plan_existing(
+    target: str | None,
+    given: dict[str, Any],
+    explicit: set[str],
+    objective: dict[str, Any],
+    path: Path,
+    export: Path | None,
+) -> RunPlan:
+    with StudyStorage.open(path) as st:
+        s = st.settings
+        saved = saved_config(st)
+        trials = st.trials()
+    if saved is None:  # an ask-tell study driven by a run for the first time: its own settings
+        base = {**given, "surrogate": s.surrogate, "acquisition": s.acquisition,
+                "surrogate_options": s.surrogate_options,
+                "acquisition_options": s.acquisition_options, "seed": s.seed,
+                "n_init": s.n_init}  # fmt: skip
+        name = target or s.problem or ("command" if objective["command"] else None)
+        if name is None:
+            raise RunError(
+                f"{path}: this study has no registered problem; give the objective as PROBLEM "
+                "(module:function or file.py:function) or --command"
+            )
+        saved = _config(name, base, objective)
+    user_gave_objective = target is not None or "command" in explicit
+    given = {**given, "problem": target or ("command" if objective["command"] else saved.problem)}
+    if user_gave_objective:
+        explicit = explicit | {"problem"}
+    config, notes = merge_settings(saved, given, explicit)
+    if user_gave_objective:
+        stored = _config(config.problem, given, objective).objective
+        config.objective = stored
+    obj = config.objective
+    if "space_file" in explicit and obj.get("space_file"):
+        from bocli.space import Space
+
+        if Space.from_file(obj["space_file"]).to_json() != s.space.to_json():
+            raise RunError(
+                f"--space {obj['space_file']}: differs from the space of {path}; a study's space "
+                "cannot change (start a new run for another space)"
+            )
+    registered = (
+        config.problem != "command" and ":" not in config.problem and not obj.get("space_file")
+    )
+    problem = load_problem(
+        None if config.problem == "command" else config.problem,
+        None if registered else s.space,
+        command=obj.get("command"),
+        command_mode=obj.get("command_mode", "stdin"),
+        timeout=obj.get("timeout"),
+    )
+    if registered and problem.space.to_json() != s.space.to_json():
+        raise RunError(
+            f"{path}: the study's space is not the space of problem {config.problem!r}; give the "
+            "study's own objective as PROBLEM (module:function) or --command"
+        )
+    validate_config(config)
+    with study_lock(path):  # refused now if another run drives it, before anything is written
+        pass
+    with StudyStorage.open(path) as st:
+        st.set_meta(RUN_META_KEY, config.to_json())
+    finished = sum(t.state in ("complete", "failed") for t in trials)
+    return RunPlan(problem, path, config, export, notes, finished)
 
 
 def _default_executor(config: RunConfig) -> cf.Executor:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
-import shlex
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -18,39 +15,6 @@ from bocli.commands.options import (
     model_options,
     parse_key_values,
 )
-from bocli.errors import UserError
-
-
-def load_problem(
-    problem: str | None,
-    space_file: str | None,
-    command: str | None,
-    timeout: float | None,
-    command_mode: str,
-) -> Any:
-    """Resolve ``PROBLEM`` / ``--space`` / ``--command`` to a Problem (user errors name the option)."""
-    from bocli.space import Space
-
-    if command:
-        if not space_file:
-            raise UserError("--command needs --space FILE describing its parameters")
-        from problems.user import command_problem
-
-        argv = shlex.split(command)
-        if not argv:
-            raise UserError("--command: empty command")
-        return command_problem(
-            argv, Space.from_file(space_file), timeout=timeout or 600.0, mode=command_mode
-        )
-    if problem is None:
-        raise UserError("give a PROBLEM (see `bocli problems`), or --space with --command")
-    if space_file:
-        from problems.user import python_problem
-
-        return python_problem(problem, Space.from_file(space_file), timeout=timeout)
-    from problems import get_problem
-
-    return get_problem(problem)
 
 
 @click.command(context_settings={"show_default": True})
@@ -76,7 +40,17 @@ def load_problem(
     default=None,
     help="Run directory [default: runs/PROBLEM-SURROGATE-ACQ-sSEED].",
 )
-@click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out with its saved settings.")
+@click.option(
+    "--study",
+    "study",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Drive an existing ask-tell study instead of a run folder.",
+)
+@click.option(
+    "--retry-failed", is_flag=True, help="Evaluate the study's failed trials once more first."
+)
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
@@ -128,6 +102,8 @@ def run(
     device: str,
     out_dir: str | None,
     resume: bool,
+    study: str | None,
+    retry_failed: bool,
     workers: int,
     scheduler: str | None,
     space_file: str | None,
@@ -138,60 +114,82 @@ def run(
 ) -> None:
     """Optimize PROBLEM (a registered name, or module:function with --space).
 
-    Every evaluation is saved to --out as it completes (trials.csv, config.json); after a crash or
-    Ctrl-C, the same command with --resume continues without losing or repeating an evaluation.
+    The run is a study: --out DIR holds DIR/study.db (every trial, as it is asked and as it
+    finishes) and DIR/trials.csv (an export, rewritten after each evaluation). After a crash or
+    Ctrl-C, --resume continues with the saved settings (options you pass again explicitly, such as
+    a larger --budget, apply and are printed); nothing finished is lost or repeated. --study FILE
+    drives an ask-tell study instead, next to people asking and telling by hand.
 
     \b
     Examples:
       bocli run branin --budget 30
       bocli run hartmann6 -s gp -a kg --budget 60 --batch 2 --out runs/h6
+      bocli run --out runs/h6 --resume --budget 80
       bocli run mymodule:objective --space space.yaml --timeout 60
       bocli run --space space.yaml --command "python simulate.py" --command-mode args
+      bocli run --study lab.db mymodule:objective --budget 40
     """
-    from bocli.run import RunConfig, run_optimization, validate_config
+    from click.core import ParameterSource
 
-    prob = load_problem(problem, space_file, command, timeout, command_mode)
-    surrogate = surrogate or "gp"
-    acquisition = acquisition or "ei"
-    name = problem if problem and not space_file else (problem or "command")
-    config = RunConfig(
-        problem=name,
-        surrogate=surrogate,
-        acquisition=acquisition,
-        budget=budget,
-        n_init=n_init,
-        batch=batch,
-        seed=seed,
-        device=device,
-        workers=workers,
-        scheduler=scheduler,
-        surrogate_options=parse_key_values("--surrogate-option", surrogate_option),
-        acquisition_options=parse_key_values("--acquisition-option", acquisition_option),
-    )
-    if out_dir is None:
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-        out_dir = f"runs/{slug}-{surrogate}-{acquisition}-s{seed}"
-    out = Path(out_dir)
-    validate_config(config)  # before the progress bar: a bad pair or option is one clean line
-    progress = _Progress(prob, budget, quiet=fmt == "json")
+    from bocli.run import optimize, plan_run
+
+    ctx = click.get_current_context()
+    given: dict[str, Any] = {
+        "surrogate": surrogate or "gp",
+        "acquisition": acquisition or "ei",
+        "surrogate_options": parse_key_values("--surrogate-option", surrogate_option),
+        "acquisition_options": parse_key_values("--acquisition-option", acquisition_option),
+        "budget": budget,
+        "n_init": n_init,
+        "batch": batch,
+        "seed": seed,
+        "device": device,
+        "workers": workers,
+        "scheduler": scheduler,
+        "space_file": space_file,
+        "command": command,
+        "command_mode": command_mode,
+        "timeout": timeout,
+    }
+    params = {"surrogate_options": "surrogate_option", "acquisition_options": "acquisition_option"}
+    explicit = {
+        name
+        for name in given
+        if ctx.get_parameter_source(params.get(name, name))
+        in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    }
+    plan = plan_run(problem, given, explicit, out=out_dir, study=study, resume=resume)
+    where = str(plan.export.parent) if plan.export is not None else str(plan.study)
+    progress = _Progress(plan.problem, plan.config.budget, quiet=fmt == "json")
     try:
         with progress:
-            trials = run_optimization(
-                prob,
-                config,
-                out,
-                resume=resume,
+            for line in plan.notes:
+                progress.note(line)
+            if plan.finished:
+                progress.resumed(plan.finished)
+            trials = optimize(
+                plan.problem,
+                plan.study,
+                plan.config,
+                export=plan.export,
+                retry_failed=retry_failed,
                 on_trial=progress.update,
-                on_resume=progress.resumed,
+                on_note=progress.note,
             )
     except KeyboardInterrupt:
+        again = f"bocli run --study {plan.study}" if study else f"bocli run --out {where} --resume"
         click.echo(
-            f"\ninterrupted: every finished evaluation is saved in {out}; continue with "
-            f"the same command plus --resume",
+            f"\ninterrupted: every finished evaluation is saved in {plan.study}; continue with "
+            f"`{again}`",
             err=True,
         )
         sys.exit(130)
-    _summary(prob, trials, out, fmt)
+    _summary(plan.problem, trials, where, fmt)
+    if trials and all(t.status == "failed" for t in trials):
+        click.echo(
+            f"error: all {len(trials)} evaluations failed; the first: {trials[0].error}", err=True
+        )
+        sys.exit(1)
 
 
 class _Progress:
@@ -234,7 +232,14 @@ class _Progress:
     def resumed(self, n: int) -> None:
         if self.bar is not None:
             self.bar.update(self.task, completed=n)
-            self.bar.console.print(f"resuming after {n} saved evaluations")
+            self.bar.console.print(f"resuming after {n} finished evaluations")
+
+    def note(self, line: str) -> None:
+        """One line for the user (settings applied on resume, trials recovered)."""
+        if self.bar is not None:
+            self.bar.console.print(line, markup=False, highlight=False)
+        else:
+            click.echo(line, err=True)
 
     def update(self, t: Any) -> None:
         if self.bar is None:
@@ -256,7 +261,7 @@ class _Progress:
         self.bar.update(self.task, advance=1, status=status)
 
 
-def _summary(problem: Any, trials: list[Any], out: Path, fmt: str) -> None:
+def _summary(problem: Any, trials: list[Any], out: str, fmt: str) -> None:
     done = [t for t in trials if t.status == "complete"]
     best = None
     if done:
@@ -269,7 +274,7 @@ def _summary(problem: Any, trials: list[Any], out: Path, fmt: str) -> None:
         "best_value": None if best is None else best.value,
         "best_params": None if best is None else best.params,
         "regret": None if best is None else problem.regret(best.value),
-        "out": str(out),
+        "out": out,
     }
     if fmt == "json":
         click.echo(json.dumps(result, default=str))

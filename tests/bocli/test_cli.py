@@ -79,11 +79,16 @@ def test_run_saves_every_trial_and_resumes(tmp_path):
     summary = json.loads(res.output.strip().splitlines()[-1])
     assert summary["evaluations"] == 6 and summary["regret"] >= 0
     trials = pd.read_csv(out / "trials.csv")
-    assert list(trials["trial"]) == list(range(6))
-    assert list(trials["phase"]) == ["init"] * 4 + ["model"] * 2
+    assert list(trials["trial_id"]) == list(range(6))
+    assert list(trials["proposed_by"]) == ["sobol"] * 4 + ["gp+ei"] * 2
     assert (trials["status"] == "complete").all()
-    config = json.loads((out / "config.json").read_text())
-    assert config["surrogate"] == "gp" and config["seed"] == 3
+    from bocli.run import saved_config
+    from bocli.storage import StudyStorage
+
+    with StudyStorage.open(out / "study.db") as st:  # the study is the truth; the CSV its export
+        config = saved_config(st)
+        assert [t.value for t in st.trials()] == list(trials["value"])
+    assert config is not None and config.surrogate == "gp" and config.seed == 3
 
     # the same command again without --resume refuses to overwrite
     res = runner.invoke(cli, [*args])
@@ -93,7 +98,7 @@ def test_run_saves_every_trial_and_resumes(tmp_path):
     res = runner.invoke(cli, [*args[:3], "8", *args[4:], "--resume", "--format", "json"])
     assert res.exit_code == 0, res.output
     again = pd.read_csv(out / "trials.csv")
-    assert list(again["trial"]) == list(range(8))
+    assert list(again["trial_id"]) == list(range(8))
     pd.testing.assert_frame_equal(again.iloc[:6], trials)
 
     # resuming with other settings is refused, naming the setting
@@ -109,7 +114,7 @@ def test_run_saves_every_trial_and_resumes(tmp_path):
         (["run", "branin", "--surrogate-option", "{bad"], "not valid JSON"),
         (["run", "branin", "--resume", "--out", "/nonexistent/x"], "holds no run to resume"),
         (["run", "x:y", "--space", "/nonexistent.yaml"], "file not found"),
-        (["run", "--command", "echo 1"], "--command needs --space"),
+        (["run", "--command", "echo 1"], "needs --space FILE"),
     ],
 )
 def test_user_errors_are_one_line_exit_2(args, message):
@@ -171,7 +176,7 @@ def test_user_objective_with_timeout_through_the_cli(user_objective):
     trials = pd.read_csv(out / "trials.csv")
     assert len(trials) == 6 and set(trials["status"]) <= {"complete", "failed"}
     summary = json.loads(res.output.strip().splitlines()[-1])
-    assert summary["best_value"] == trials["value"].min()
+    assert summary["best_value"] == trials["loss"].min()
 
 
 def test_nan_and_crash_are_failed_trials(user_objective):
@@ -226,13 +231,14 @@ def test_ctrl_c_then_resume_loses_and_repeats_nothing(user_objective):
     assert proc.returncode == 130, err
     assert "--resume" in err and "Traceback" not in err
     before = pd.read_csv(out / "trials.csv")
+    before = before[before["status"] != "pending"]  # the evaluation Ctrl-C stopped is pending
     assert 2 <= len(before) < 8
     res = subprocess.run(
         [*cmd, "--resume"], env=_env(), capture_output=True, text=True, timeout=300
     )
     assert res.returncode == 0, res.stderr
     after = pd.read_csv(out / "trials.csv")
-    assert list(after["trial"]) == list(range(8))
+    assert list(after["trial_id"]) == list(range(8))
     pd.testing.assert_frame_equal(after.iloc[: len(before)], before)
     assert after["x"].nunique() == 8  # nothing evaluated twice
 

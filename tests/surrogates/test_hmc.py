@@ -140,28 +140,29 @@ def test_divergences_warn_naming_the_setting_to_change() -> None:
     assert HMCBNN()._warning(diag) == ""
 
 
-def test_trials_csv_keeps_diagnostics_and_reads_old_files(tmp_path) -> None:
-    from bocli.run import TRIAL_FIELDS, Trial, _TrialLog, load_trials
+def test_run_export_keeps_diagnostics(tmp_path) -> None:
+    """A run's trials.csv (the study's export) carries each trial's fit diagnostics as JSON."""
+    import json
+
+    import pandas as pd
+
+    from bocli.storage import NewTrial, StudySettings, StudyStorage
+    from bocli.study import export_rows
     from problems import get_problem
 
     problem = get_problem("branin")
     params = problem.space.decode(np.array([[0.2, 0.3]]))[0]
     diag = {"divergences": 3, "r_hat_max": 1.02, "ess_min": 40.0, "warning": "hmc: x"}
-    trial = Trial(0, params, "complete", 1.0, 1.0, 0.6, "model", "hmc", "ei", 1.0, 1.0, 0.1)
-    trial.extra = {"diagnostics": diag}
-    _TrialLog(tmp_path / "trials.csv", problem.space.names).append(trial)
-    (back,) = load_trials(tmp_path, problem)
-    assert back.extra["diagnostics"] == diag
+    settings = StudySettings(problem.space, "branin", "hmc", "ei", {}, {}, 0, 4)
+    with StudyStorage.create(tmp_path / "study.db", settings) as st:
+        st.reserve([NewTrial(params, "complete", 1.0, "model", "hmc", "ei", diagnostics=diag)])
+    columns, rows = export_rows(tmp_path / "study.db")
+    from bocli.csvio import to_csv_text
 
-    # a trials.csv written before the column existed: still loads, and a resumed run appends to it
-    old = tmp_path / "old"
-    old.mkdir()
-    fields = ["trial", *problem.space.names, *[f for f in TRIAL_FIELDS[1:] if f != "diagnostics"]]
-    with (old / "trials.csv").open("w") as f:
-        f.write(",".join(fields) + "\n")
-    _TrialLog(old / "trials.csv", problem.space.names).append(trial)
-    (back,) = load_trials(old, problem)
-    assert back.value == 1.0 and back.extra == {}
+    (tmp_path / "trials.csv").write_text(to_csv_text(columns, rows))
+    back = pd.read_csv(tmp_path / "trials.csv")
+    assert json.loads(back["diagnostics"][0]) == diag
+    assert back["proposed_by"][0] == "hmc+ei"
 
 
 # ----- sampling (slow: NUTS compiles and runs) ----------------------------------------------------
