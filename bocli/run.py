@@ -255,11 +255,9 @@ def optimize(
 
         exporter = ExportFile(export, space, s.problem) if export is not None else None
 
-        def write_export() -> None:
-            if exporter is not None:
-                exporter.write(st.trials())
-
         queue = _recover(st, runner, retry_failed, notes)
+        if exporter is not None:
+            exporter.rewrite(st.trials())
         executor = executor or _default_executor(config)
         try:
             while True:
@@ -300,7 +298,8 @@ def optimize(
                         value, error, seconds = None, f"{type(e).__name__}: {e}", 0.0
                     if not _tell(st, t, value, error, seconds, notes):
                         continue
-                    write_export()
+                    if exporter is not None:
+                        exporter.append(st.trials(), t.trial_id)
                     if on_trial is not None:
                         on_trial(_finished_trials(space, st.trials(), optimum, t.trial_id)[-1])
         except BaseException:
@@ -313,7 +312,8 @@ def optimize(
                 fut.cancel()
             if own_executor:
                 executor.shutdown(wait=False, cancel_futures=True)
-        write_export()
+            if exporter is not None:  # the canonical file: every finished trial, by id
+                exporter.rewrite(st.trials())
         return _finished_trials(space, st.trials(), optimum)
 
 

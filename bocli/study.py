@@ -826,30 +826,48 @@ def trial_rows(
 
 
 class ExportFile:
-    """A study's CSV export kept current after every change (a run's ``trials.csv``).
+    """A run's ``trials.csv``: the study's finished trials (complete, failed, abandoned), kept
+    current cheaply and never read back by bocli.
 
-    Each rewrite is atomic; the line of a trial that did not change (same record, same best so
-    far) is formatted once, so a rewrite costs little more than writing the bytes.
+    ``rewrite`` replaces the file atomically (at the start and at the end of a run);
+    ``append`` adds the row of one trial that just finished, in order of finishing. Rows
+    are ``export_columns``; ``best_so_far`` is as of when the row was written, so with several
+    workers a row appended before an earlier trial finished may show an older best until the
+    end-of-run rewrite. A crash can at worst leave a torn last line, which the next run's first
+    rewrite replaces.
     """
+
+    FINISHED = ("complete", "failed", "abandoned")
 
     def __init__(self, path: str | Path, space: Space, problem: str | None = None) -> None:
         self.path = Path(path)
         self.space = space
         self.columns = export_columns(space)
         self.optimum = _optimum(problem)
-        self._lines: dict[int, tuple[TrialRecord, float | None, str]] = {}
 
-    def write(self, trials: Sequence[TrialRecord]) -> None:
-        """Rewrite the file from ``trials`` (every trial of the study, ordered by id)."""
-        parts = [to_csv_text(self.columns, [])]
+    def _lines(self, rows: list[dict[str, Any]]) -> str:
+        text = to_csv_text(self.columns, rows)
+        return text[text.index("\n") + 1 :]  # without the header (names hold no newline)
+
+    def rewrite(self, trials: Sequence[TrialRecord]) -> None:
+        """Replace the file with every finished trial of ``trials`` (all of the study, by id)."""
+        rows = [
+            _export_row(self.space, *x)
+            for x in best_so_far(self.space, trials, self.optimum)
+            if x[0].state in self.FINISHED
+        ]
+        write_csv(self.path, to_csv_text(self.columns, rows), durable=False)
+
+    def append(self, trials: Sequence[TrialRecord], trial_id: int) -> None:
+        """Add the row of trial ``trial_id`` (``trials``: all of the study, by id)."""
+        if not self.path.exists():
+            self.rewrite(trials)
+            return
         for t, best, regret in best_so_far(self.space, trials, self.optimum):
-            hit = self._lines.get(t.trial_id)
-            if hit is None or hit[0] is not t or hit[1] != best:
-                line = to_csv_text(self.columns, [_export_row(self.space, t, best, regret)])
-                hit = (t, best, line[line.index("\n") + 1 :])
-                self._lines[t.trial_id] = hit
-            parts.append(hit[2])
-        write_csv(self.path, "".join(parts), durable=False)
+            if t.trial_id == trial_id:
+                with self.path.open("a", encoding="utf-8", newline="") as f:
+                    f.write(self._lines([_export_row(self.space, t, best, regret)]))
+                return
 
 
 def _optimum(problem: str | None) -> float | None:

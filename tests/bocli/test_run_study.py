@@ -277,3 +277,126 @@ def test_a_run_in_which_every_evaluation_failed_exits_non_zero(folder: Path) -> 
     res = _bocli(d, *_run_args(d, "--budget", "3", "--out", str(out)), env=env)
     assert res.returncode == 1
     assert "all 3 evaluations failed" in res.stderr and "too hot" in res.stderr
+
+
+# ----- property: killed at random moments, resumed until done (slow: many processes) -------------
+def check_killed_run(d: Path, out: Path, budget: int) -> None:
+    """After any number of kills: dense ids, ``budget`` trials that are not abandoned, all of them
+    complete; no trial evaluated more than twice (once more only if it was in flight at a kill);
+    the export is exactly what the objective returned, and ``best`` agrees with it."""
+    with StudyStorage.open(out / "study.db") as st:
+        trials = st.trials()
+        space = st.settings.space
+    assert [t.trial_id for t in trials] == list(range(len(trials)))
+    kept = [t for t in trials if t.state != "abandoned"]
+    assert len(kept) == budget and all(t.state == "complete" for t in kept)
+    calls = Counter(_key(c["params"]) for c in _calls(d))
+    returned = {_key(c["params"]): c["value"] for c in _calls(d)}
+    for t in trials:
+        assert calls[_key(t.params)] <= 2 and (t.state != "complete" or calls[_key(t.params)])
+        assert t.state != "complete" or t.value == returned[_key(t.params)]
+    export = pd.read_csv(out / "trials.csv", keep_default_na=False, dtype=str)
+    assert list(export["trial_id"].astype(int)) == [t.trial_id for t in trials]
+    for t, (_, row) in zip(trials, export.iterrows(), strict=True):
+        assert row["status"] == t.state
+        if t.state == "complete":
+            assert float(row[space.objective.name]) == t.value
+        for p in space.parameters:
+            assert space.validate({**t.params, p.name: row[p.name]})[p.name] == t.params[p.name]
+    best = json.loads(_bocli(d, "best", str(out / "study.db"), "--format", "json").stdout)
+    assert best["value"] == min(t.value for t in kept)
+
+
+def _kill_and_resume(d: Path, space_file: Path, budget: int, workers: int, delays: list[float],
+                     *extra: str, sleep: float = 0.5) -> tuple[Path, int]:  # fmt: skip
+    """Run, SIGKILL the whole process group after each delay, resume, until the run finishes;
+    returns the run folder and how many kills caught evaluations in flight."""
+    out = d / "run"
+    base = ["run", f"{d / 'obj.py'}:f", "--space", str(space_file), "--budget", str(budget),
+            "--init", str(budget), "--workers", str(workers), "--out", str(out), *extra]  # fmt: skip
+    env = _env(d, BOCLI_TEST_SLEEP=str(sleep))
+    hits = 0
+    for delay in [*delays, None]:
+        args = [*base, "--resume"] if (out / "study.db").exists() else base
+        proc = subprocess.Popen([*BOCLI, *args], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+        try:
+            _, err = proc.communicate(timeout=delay if delay is not None else 600)
+            assert proc.returncode == 0, err  # it finished before the kill
+            break
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            if (out / "study.db").exists():
+                with StudyStorage.open(out / "study.db") as st:
+                    hits += any(t.state == "pending" for t in st.trials())
+    return out, hits
+
+
+@pytest.mark.slow
+def test_killed_at_random_moments_then_resumed_never_loses_or_repeats(tmp_path: Path) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from bocli.space import CategoricalParam, FloatParam, IntParam, Objective, Space
+    from tests.bocli.test_space import legal_names, legal_text
+
+    @st.composite
+    def spaces(draw: st.DrawFn) -> Space:
+        names = draw(st.lists(legal_names, min_size=2, max_size=4, unique_by=str.casefold))
+        params: list = [FloatParam("x", 0.0, 1.0)]
+        for name in names[1:]:
+            if name.casefold() == "x":
+                continue
+            kind = draw(st.sampled_from(["float", "int", "cat"]))
+            if kind == "float":
+                params.append(FloatParam(name, -2.0, 3.0))
+            elif kind == "int":
+                params.append(IntParam(name, 1, 9))
+            else:
+                choices = draw(st.lists(legal_text, min_size=2, max_size=4, unique=True))
+                params.append(CategoricalParam(name, tuple(choices)))
+        objective = names[0] if names[0].casefold() != "x" else "yield"
+        return Space(tuple(params), Objective(objective, "minimize"))
+
+    counter = iter(range(10**6))
+    kills: list[int] = []
+
+    @settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        space=spaces(),
+        workers=st.integers(1, 3),
+        budget=st.integers(5, 9),
+        delays=st.lists(st.floats(3.0, 7.0), min_size=1, max_size=3),
+    )
+    def check(space: Space, workers: int, budget: int, delays: list[float]) -> None:
+        d = tmp_path / f"example{next(counter)}"
+        d.mkdir()
+        (d / "obj.py").write_text(OBJECTIVE)
+        spec = {"parameters": [p.to_dict() for p in space.parameters],
+                "objective": {"name": space.objective.name, "direction": "minimize"}}  # fmt: skip
+        (d / "space.json").write_text(json.dumps(spec), encoding="utf-8")
+        out, hits = _kill_and_resume(d, d / "space.json", budget, workers, delays)
+        check_killed_run(d, out, budget)
+        kills.append(hits)
+
+    check()
+    assert sum(kills) >= 2, kills  # the kills did catch evaluations in flight
+
+
+@pytest.mark.slow
+def test_killed_on_a_dask_cluster_then_resumed(folder: Path) -> None:
+    d, out = folder, folder / "run"
+    args = _run_args(d, "--budget", "8", "--init", "8", "--scheduler", "local:2", "--out", str(out))
+    env = _env(d, BOCLI_TEST_SLEEP="1.0")
+    proc = subprocess.Popen([*BOCLI, *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    _wait_for_finished(out / "trials.csv", 2, timeout=300)
+    os.killpg(proc.pid, signal.SIGKILL)  # the run, the scheduler and the cluster's workers
+    proc.wait(timeout=30)
+    with StudyStorage.open(out / "study.db") as st:
+        assert any(t.state == "pending" for t in st.trials())  # evaluations were in flight
+    res = subprocess.run([*BOCLI, *args, "--resume"], env=env, capture_output=True, text=True,
+                         timeout=600)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    check_killed_run(d, out, 8)
