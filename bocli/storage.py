@@ -461,8 +461,10 @@ class StudyStorage:
         path = Path(path)
         if not path.exists():
             raise StorageError(f"{path}: no such study (create it with `bocli init {path} ...`)")
-        if path.is_dir():
-            raise StorageError(f"{path}: is a directory, not a study file")
+        if path.is_dir() and (path / "study.db").is_file():
+            path = path / "study.db"  # a `bocli run` folder: its study
+        elif path.is_dir():
+            raise StorageError(f"{path}: is a directory, not a study file (nor a run folder)")
         header = _read_header(path)
         reason = _read_only_reason(path)
         reader: _ReadOnlyConnection | None = None

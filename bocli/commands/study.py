@@ -22,7 +22,7 @@ from bocli.commands.options import (
 )
 from bocli.errors import UserError
 
-STUDY = click.argument("study", type=click.Path(dir_okay=False))
+STUDY = click.argument("study", type=click.Path())  # a study file, or a `bocli run` folder
 
 
 @click.command(context_settings={"show_default": True})
