@@ -13,6 +13,8 @@ do not depend on unknown outcomes). This module imports torch only inside functi
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import json
 import logging
 import math
 from collections.abc import Callable
@@ -33,9 +35,12 @@ if TYPE_CHECKING:
 __all__ = [
     "ACQUISITIONS",
     "AcqContext",
+    "AcqOption",
+    "AcquisitionOptionError",
     "AcquisitionSpec",
     "IncompatiblePairError",
     "acquisition_names",
+    "check_acquisition_options",
     "check_compatible",
     "register_acquisition",
 ]
@@ -43,6 +48,85 @@ __all__ = [
 
 class IncompatiblePairError(UserError, ValueError):
     """A surrogate cannot serve an acquisition; the message lists the pairs that work."""
+
+
+class AcquisitionOptionError(UserError, ValueError):
+    """An ``--acquisition-option`` is unknown or has a bad value; the message names the key."""
+
+
+@dataclass(frozen=True)
+class AcqOption:
+    """One setting of an acquisition (``--acquisition-option name=value``).
+
+    Attributes:
+        name: The key.
+        type: ``int`` or ``float``.
+        default: The value used when the option is not given (None: chosen by the model type).
+        low: The smallest accepted value (inclusive), or None.
+        high: The largest accepted value (inclusive), or None.
+        low_open: ``low`` itself is refused (e.g. ``beta > 0``).
+        help: What it does (one short phrase).
+    """
+
+    name: str
+    type: type
+    default: int | float | None
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    help: str = ""
+
+    def accepted(self) -> str:
+        """What this option accepts, in words (``an integer in [1, 4096]``)."""
+        kind = "an integer" if self.type is int else "a number"
+        if self.low is not None and self.high is not None:
+            left = "(" if self.low_open else "["
+            return f"{kind} in {left}{self.low:g}, {self.high:g}]"
+        if self.low is not None:
+            return f"{kind} {'>' if self.low_open else '>='} {self.low:g}"
+        if self.high is not None:
+            return f"{kind} <= {self.high:g}"
+        return kind
+
+    def convert(self, acquisition: str, value: Any) -> int | float:
+        """A user value (a command-line string or a JSON value) -> this option's type, checked."""
+        where = f"--acquisition-option {self.name}={_show(value)} (acquisition '{acquisition}')"
+        dflt = "depends on the model" if self.default is None else f"{self.default:g}"
+        want = f"; expected {self.accepted()} (default: {dflt})"
+        v: float
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise AcquisitionOptionError(f"{where}: not a number{want}")
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                v = int(text) if self.type is int else float(text)
+            except ValueError:
+                try:
+                    v = float(text)
+                except ValueError:
+                    raise AcquisitionOptionError(f"{where}: not a number{want}") from None
+        else:
+            v = value
+        if isinstance(v, float) and not math.isfinite(v):
+            raise AcquisitionOptionError(f"{where}: not a finite number{want}")
+        if self.type is int:
+            if isinstance(v, float):
+                if not v.is_integer():
+                    raise AcquisitionOptionError(f"{where}: not an integer{want}")
+                v = int(v)
+        else:
+            v = float(v)
+        too_low = self.low is not None and (v <= self.low if self.low_open else v < self.low)
+        too_high = self.high is not None and v > self.high
+        if too_low or too_high:
+            raise AcquisitionOptionError(f"{where}: out of range{want}")
+        return v
+
+
+def _show(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=repr)
+    text = " ".join(str(text).split())  # one line, whatever the value held
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 @dataclass
@@ -123,6 +207,13 @@ class AcquisitionSpec:
     requires: tuple[frozenset[str], ...]
     propose: Callable[[AcqContext], Tensor]
     uses_model: bool = True
+    options: tuple[AcqOption, ...] = ()
+
+    def option(self, name: str) -> AcqOption:
+        for opt in self.options:
+            if opt.name == name:
+                return opt
+        raise KeyError(name)
 
     def supports(self, capabilities: frozenset[str]) -> bool:
         return any(alt <= capabilities for alt in self.requires)
@@ -139,10 +230,13 @@ def register_acquisition(
     description: str,
     requires: set[str] | list[set[str]] = frozenset(),
     uses_model: bool = True,
+    options: tuple[AcqOption, ...] = (),
 ) -> Callable[[Callable[[AcqContext], Tensor]], Callable[[AcqContext], Tensor]]:
     """Decorator: register ``propose(ctx) -> q x d`` under ``name``; duplicates are an error.
 
-    ``requires`` is one set of capability names, or a list of alternative sets.
+    ``requires`` is one set of capability names, or a list of alternative sets. ``options``
+    declares every ``--acquisition-option`` the acquisition reads (``opt(ctx, name)``), so they are
+    checked before any work (``check_acquisition_options``).
     """
     alternatives = (
         tuple(frozenset(a) for a in requires)
@@ -153,7 +247,9 @@ def register_acquisition(
     def deco(fn: Callable[[AcqContext], Tensor]) -> Callable[[AcqContext], Tensor]:
         if name in ACQUISITIONS:
             raise ValueError(f"acquisition '{name}' is already registered")
-        ACQUISITIONS[name] = AcquisitionSpec(name, description, alternatives, fn, uses_model)
+        ACQUISITIONS[name] = AcquisitionSpec(
+            name, description, alternatives, fn, uses_model, tuple(options)
+        )
         return fn
 
     return deco
@@ -186,6 +282,57 @@ def check_compatible(surrogate: str, acquisition: str) -> None:
         f"surrogate '{surrogate}' does not provide; '{acquisition}' works with: {', '.join(ok)}; "
         f"'{surrogate}' works with: {', '.join(ok_acq)}"
     )
+
+
+def check_acquisition_options(name: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    """Check ``--acquisition-option`` settings of acquisition ``name`` before any work.
+
+    String values (from the command line) are converted to the option's type; JSON values must
+    already be numbers. Returns the converted options (only those given; the rest keep their
+    defaults).
+
+    Raises:
+        AcquisitionOptionError: an unknown key (naming the known ones, with a did-you-mean) or a
+            bad value (naming the key and what is accepted); one line.
+        IncompatiblePairError: an unknown acquisition.
+    """
+    if name not in ACQUISITIONS:
+        raise IncompatiblePairError(
+            f"unknown acquisition '{name}'; choose from: {', '.join(ACQUISITIONS)}"
+        )
+    spec = ACQUISITIONS[name]
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise AcquisitionOptionError(
+            f"--acquisition-option: expected key=value settings, got {_show(options)}"
+        )
+    known = [o.name for o in spec.options]
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if not isinstance(key, str) or key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            settings = (
+                "settings: " + ", ".join(f"{o.name} ({o.accepted()})" for o in spec.options)
+                if known
+                else "it has no settings"
+            )
+            raise AcquisitionOptionError(
+                f"--acquisition-option: '{_show(key)}' is not a setting of acquisition "
+                f"'{name}'{hint}; {settings}"
+            )
+        out[key] = spec.option(key).convert(name, value)
+    return out
+
+
+def opt(ctx: AcqContext, name: str, acquisition: str) -> Any:
+    """The value of option ``name`` of ``acquisition`` in ``ctx`` (checked and typed), or its
+    default when not given."""
+    spec_opt = ACQUISITIONS[acquisition].option(name)
+    if name not in ctx.options:
+        return spec_opt.default
+    return spec_opt.convert(acquisition, ctx.options[name])
 
 
 def _loadable(names: list[str]) -> list[str]:
@@ -330,23 +477,33 @@ def closed_form_log_ei(model: Model, best_f: float) -> AcquisitionFunction:
     return _ClosedFormLogEI(model, best_f)
 
 
+_NUM_FANTASIES_HELP = "fantasy outcomes per point (more: smoother, slower)"
+
+
 @register_acquisition(
-    "ucb", "upper confidence bound (qUCB), beta set by --acquisition-option beta="
+    "ucb",
+    "upper confidence bound (qUCB), beta set by --acquisition-option beta=",
+    options=(AcqOption("beta", float, 2.0, low=0.0, high=1e6, help="exploration weight (>= 0)"),),
 )
 def _ucb(ctx: AcqContext) -> Tensor:
     from botorch.acquisition.monte_carlo import qUpperConfidenceBound
 
-    beta = float(ctx.options.get("beta", 2.0))
+    beta = opt(ctx, "beta", "ucb")
     acqf = qUpperConfidenceBound(ctx.model, beta=beta, X_pending=ctx.X_pending)
     return optimize(acqf, ctx)
 
 
-@register_acquisition("kg", "one-shot knowledge gradient (qKG)", requires={"fantasize"})
+@register_acquisition(
+    "kg",
+    "one-shot knowledge gradient (qKG)",
+    requires={"fantasize"},
+    options=(AcqOption("num_fantasies", int, 32, low=1, high=1024, help=_NUM_FANTASIES_HELP),),
+)
 def _kg(ctx: AcqContext) -> Tensor:
     import torch
     from botorch.acquisition import PosteriorMean, qKnowledgeGradient
 
-    num_fantasies = int(ctx.options.get("num_fantasies", 32))
+    num_fantasies = opt(ctx, "num_fantasies", "kg")
     with torch.no_grad():
         current = PosteriorMean(ctx.model)(ctx.train_X.unsqueeze(-2)).max()
     acqf = qKnowledgeGradient(
@@ -359,6 +516,11 @@ def _kg(ctx: AcqContext) -> Tensor:
     "mes",
     "max-value entropy search (qMES; moment-matched with member maxima for ensembles)",
     requires=[{"fantasize", "gaussian"}, {"fantasize", "members"}],
+    options=(
+        # None: each variant's own default (Gaussian 8 / ensemble 16 fantasies; 10 / 64 max values)
+        AcqOption("num_fantasies", int, None, low=1, high=1024, help=_NUM_FANTASIES_HELP),
+        AcqOption("num_mv_samples", int, None, low=1, high=10_000, help="max-value samples"),
+    ),
 )
 def _mes(ctx: AcqContext) -> Tensor:
     """Gaussian posteriors: botorch's qMES (Gumbel max values). Ensemble posteriors: the same MES
@@ -373,8 +535,8 @@ def _mes(ctx: AcqContext) -> Tensor:
             ctx.model,
             candidate_set=ctx.candidate_set(512),
             X_pending=ctx.X_pending,
-            num_fantasies=int(ctx.options.get("num_fantasies", 8)),
-            num_mv_samples=int(ctx.options.get("num_mv_samples", 10)),
+            num_fantasies=_opt_or(ctx, "num_fantasies", "mes", 8),
+            num_mv_samples=_opt_or(ctx, "num_mv_samples", "mes", 10),
         )
     return optimize(acqf, _cheaper(ctx), sequential=True)
 
@@ -389,6 +551,12 @@ def _gibbon(ctx: AcqContext) -> Tensor:
         ctx.model, candidate_set=ctx.candidate_set(512), X_pending=ctx.X_pending
     )
     return optimize(acqf, _cheaper(ctx), sequential=True)
+
+
+def _opt_or(ctx: AcqContext, name: str, acquisition: str, default: int) -> int:
+    """Option ``name`` when given, else ``default`` (for options whose default depends on the
+    model's posterior, declared with default None)."""
+    return opt(ctx, name, acquisition) if name in ctx.options else default
 
 
 def optimal_samples(ctx: AcqContext, num: int) -> tuple[Tensor, Tensor]:
@@ -422,6 +590,11 @@ def optimal_samples(ctx: AcqContext, num: int) -> tuple[Tensor, Tensor]:
     "jes",
     "joint entropy search (qJES lower bound; moment-matched member optima for ensembles)",
     requires={"condition"},
+    options=(
+        AcqOption(
+            "num_optima", int, 32, low=1, high=1024, help="optimal samples (Gaussian models)"
+        ),
+    ),
 )
 def _jes(ctx: AcqContext) -> Tensor:
     """Gaussian posteriors: botorch's qJES with optima from ``optimal_samples``. Ensemble
@@ -432,7 +605,7 @@ def _jes(ctx: AcqContext) -> Tensor:
         return optimize(_ensemble_jes(ctx), _cheaper(ctx))
     from botorch.acquisition.joint_entropy_search import qJointEntropySearch
 
-    opt_X, opt_Y = optimal_samples(ctx, int(ctx.options.get("num_optima", 32)))
+    opt_X, opt_Y = optimal_samples(ctx, opt(ctx, "num_optima", "jes"))
     acqf = qJointEntropySearch(
         ctx.model,
         optimal_inputs=opt_X,
@@ -443,14 +616,22 @@ def _jes(ctx: AcqContext) -> Tensor:
     return optimize(acqf, _cheaper(ctx), sequential=True)
 
 
-@register_acquisition("ts", "Thompson sampling on a Sobol + local candidate set")
+@register_acquisition(
+    "ts",
+    "Thompson sampling on a Sobol + local candidate set",
+    options=(
+        AcqOption(
+            "num_candidates", int, 2048, low=16, high=100_000, help="Sobol candidates per draw"
+        ),
+    ),
+)
 def _ts(ctx: AcqContext) -> Tensor:
     """Each of the q points maximizes one joint posterior draw over the candidates. Pending outcomes
     marginalize out of a Thompson draw, so pending points are only excluded from the candidates."""
     import torch
     from botorch.generation.sampling import MaxPosteriorSampling
 
-    cand = ctx.candidate_set(int(ctx.options.get("num_candidates", 2048)))
+    cand = ctx.candidate_set(opt(ctx, "num_candidates", "ts"))
     with torch.no_grad(), torch.random.fork_rng():
         torch.manual_seed(ctx.seed)
         try:
@@ -525,8 +706,8 @@ def _ensemble_mes(ctx: AcqContext) -> AcquisitionFunction:
     from botorch.utils.transforms import t_batch_mode_transform
 
     cand = ctx.candidate_set(1024)
-    num_mv = int(ctx.options.get("num_mv_samples", 64))
-    num_fantasies = int(ctx.options.get("num_fantasies", 16))
+    num_mv = _opt_or(ctx, "num_mv_samples", "mes", 64)
+    num_fantasies = _opt_or(ctx, "num_fantasies", "mes", 16)
 
     class _EnsembleMES(AcquisitionFunction):
         def __init__(self, model: Model) -> None:

@@ -97,15 +97,31 @@ def _quiet_numerics() -> Iterator[None]:
 
 
 def check_models(
-    surrogate: str, acquisition: str, surrogate_options: dict[str, Any] | None = None
-) -> None:
-    """Fail at once on an unusable surrogate/acquisition pair or a bad surrogate option (before a
-    run or study writes anything, not at the first model-based proposal)."""
-    from bocli.acquisition import check_compatible
+    surrogate: str,
+    acquisition: str,
+    surrogate_options: dict[str, Any] | None = None,
+    acquisition_options: dict[str, Any] | None = None,
+    space: Space | None = None,
+) -> dict[str, Any]:
+    """Fail at once, with one line, on anything that would fail at the first model-based proposal:
+    an unusable surrogate/acquisition pair, a bad surrogate option (key or value), a bad
+    acquisition option (key or value), or a space beyond the surrogate's limits (e.g. more
+    parameters than the PFN checkpoint handles) or a surrogate setting that fails when used (a
+    damaged checkpoint). Call it before a run or study writes anything, before the first design
+    point or evaluation.
+
+    Returns:
+        The acquisition options converted to their types (strings from the command line become
+        numbers); callers may store these.
+    """
+    from bocli.acquisition import check_acquisition_options, check_compatible
     from surrogates import make_surrogate
 
     check_compatible(surrogate, acquisition)
-    make_surrogate(surrogate, surrogate_options)
+    sur = make_surrogate(surrogate, surrogate_options)
+    acq_options = check_acquisition_options(acquisition, acquisition_options)
+    sur.check_space(space)
+    return acq_options
 
 
 def _location_scale(y: np.ndarray) -> tuple[float, float]:

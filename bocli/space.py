@@ -45,6 +45,13 @@ __all__ = [
 
 PARAM_TYPES = ("float", "int", "categorical", "ordinal")
 
+# Limits a space must respect so that every step of a run works (refused up front, one line each):
+MAX_PARAMETERS = (
+    21201  # scipy's Sobol sequence (the initial design) has at most this many dimensions
+)
+MAX_INT_VALUES = 100_000  # the mixed optimizer rounds to an int's list of values: n x values memory
+MAX_CHOICES = 10_000  # botorch's mixed optimizer enumerates a categorical's choices
+
 # The bookkeeping columns of the files bocli writes (study export, ask CSV, a run's trials.csv), beside
 # one column per parameter and one per objective: no parameter or objective may take one of these
 # names, in any letter case.
@@ -142,11 +149,25 @@ def _one_line(text: str) -> str:
 
 
 def _number(where: str, key: str, value: Any) -> float:
+    if isinstance(value, str):
+        shown = _one_line(repr(value if len(value) <= 40 else value[:37] + "..."))
+        try:
+            float(value)
+        except ValueError:
+            raise SpaceError(f"{where}: '{key}' must be a number, got the text {shown}") from None
+        raise SpaceError(
+            f"{where}: '{key}' must be a number, got the text {shown} (YAML reads a number "
+            "without a dot, like 1e5, as text: write 1.0e+5, or leave out the quotes)"
+        )
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SpaceError(f"{where}: '{key}' must be a number, got {value!r}")
-    if not math.isfinite(value):
+        raise SpaceError(f"{where}: '{key}' must be a number, got {_one_line(repr(value))[:60]}")
+    try:
+        f = float(value)
+    except OverflowError:  # a JSON integer beyond float range
+        raise SpaceError(f"{where}: '{key}' is too large ({str(value)[:20]}...)") from None
+    if not math.isfinite(f):
         raise SpaceError(f"{where}: '{key}' must be finite, got {value!r}")
-    return float(value)
+    return f
 
 
 @dataclass(frozen=True)
@@ -337,6 +358,17 @@ def _validate_range(p: FloatParam | IntParam) -> None:
         raise SpaceError(f"{where}: 'low' ({p.low}) must be less than 'high' ({p.high})")
     if p.log and p.low <= 0:
         raise SpaceError(f"{where}: a log-scaled parameter needs 'low' > 0, got {p.low}")
+    if not math.isfinite(float(p.high) - float(p.low)):
+        raise SpaceError(
+            f"{where}: the range from {p.low:g} to {p.high:g} is too wide to compute with "
+            "('high' - 'low' overflows); narrow it, or use log: true for a positive range"
+        )
+    if isinstance(p, IntParam) and p.high - p.low + 1 > MAX_INT_VALUES:
+        raise SpaceError(
+            f"{where}: an int parameter may hold at most {MAX_INT_VALUES} values, this one holds "
+            f"{p.high - p.low + 1:.3g}; use type float (and round in your objective) or a "
+            "narrower range"
+        )
 
 
 def _choice_cell(choice: str | bool | int | float) -> str:
@@ -351,6 +383,10 @@ def _choice_cell(choice: str | bool | int | float) -> str:
 def _validate_choices(name: str, key: str, choices: Sequence[Any]) -> None:
     if len(choices) < 1:
         raise SpaceError(f"parameter '{name}': '{key}' must list at least one value")
+    if len(choices) > MAX_CHOICES:
+        raise SpaceError(
+            f"parameter '{name}': '{key}' may list at most {MAX_CHOICES} values, got {len(choices)}"
+        )
     for c in choices:
         if isinstance(c, str):
             problem = _text_problem(c)
@@ -467,6 +503,11 @@ class Space:
     def __post_init__(self) -> None:
         if not self.parameters:
             raise SpaceError("space: 'parameters' must list at least one parameter")
+        if len(self.parameters) > MAX_PARAMETERS:
+            raise SpaceError(
+                f"space: at most {MAX_PARAMETERS} parameters (the Sobol design's limit), got "
+                f"{len(self.parameters)}"
+            )
         names = [p.name for p in self.parameters]
         for n in names:
             if names.count(n) > 1:

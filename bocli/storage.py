@@ -23,6 +23,7 @@ This module is stdlib + bocli.space only (no torch), so ``bocli tell`` and ``boc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -351,6 +352,51 @@ def _study_schema(conn: sqlite3.Connection, path: Path) -> int:
     return version
 
 
+def _damaged(path: Path, why: str) -> StorageError:
+    why = " ".join(str(why).split())
+    return StorageError(
+        f"{path}: a damaged study file ({why[:120]}); nothing was changed (restore it from a "
+        "backup)"
+    )
+
+
+def _check_intact(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a damaged study at open, with one line, rather than fail (or mislead) mid-command:
+    SQLite's structural check, then every stored row must parse (settings, space, trials)."""
+    try:
+        problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)").fetchall()]
+        if problems != ["ok"]:
+            raise _damaged(path, "; ".join(map(str, problems)))
+        row = conn.execute("SELECT * FROM study WHERE id = 1").fetchone()
+        if row is None:
+            raise StorageError(f"{path}: not a bocli study (no settings row)")
+        space = Space.from_json(row["space"])
+        for key in ("surrogate_options", "acquisition_options"):
+            if not isinstance(json.loads(row[key]), dict):
+                raise _damaged(path, f"the stored {key} are not a mapping")
+        for key in ("surrogate", "acquisition"):
+            if not isinstance(row[key], str):
+                raise _damaged(path, f"the stored {key} is not a name")
+        int(row["seed"]), int(row["n_init"])
+        names = set(space.names)
+        for r in conn.execute("SELECT * FROM trials ORDER BY trial_id"):
+            t = _row_to_trial(r)
+            if not isinstance(t.params, dict) or set(t.params) != names:
+                raise _damaged(path, f"trial {t.trial_id} does not hold the space's parameters")
+            try:
+                _check_state(t.state, t.value)
+            except ValueError as e:
+                raise _damaged(path, f"trial {t.trial_id}: {e}") from None
+    except StorageError:
+        raise
+    except sqlite3.OperationalError as e:
+        if "locked" in str(e) or "busy" in str(e) or _cannot_write(e):
+            raise
+        raise _damaged(path, str(e)) from None
+    except (sqlite3.DatabaseError, UnicodeError, ValueError, TypeError, KeyError) as e:
+        raise _damaged(path, f"{type(e).__name__}: {e}") from None
+
+
 class StudyStorage:
     """One study file. Open with ``StudyStorage.open(path)``, create with ``StudyStorage.create``.
 
@@ -471,6 +517,11 @@ class StudyStorage:
         try:
             reader = _connect_reader(path, header)
             version = _study_schema(reader, path)
+            _check_intact(reader, path)
+        except UnicodeError as e:  # SQLite's own error text is garbled: a damaged schema
+            if reader is not None:
+                reader.close()
+            raise _damaged(path, f"{type(e).__name__}: {e}") from None
         except (sqlite3.DatabaseError, StorageError) as e:
             if reader is not None:
                 reader.close()
@@ -853,6 +904,11 @@ def _transaction(conn: sqlite3.Connection, path: Path, begin: str | None = None)
                 f"{path}: locked by another process for more than {BUSY_TIMEOUT_S:g} s; try again"
             ) from None
         raise StorageError(f"{path}: {e}") from None
+    except sqlite3.DatabaseError as e:  # "database disk image is malformed", found mid-command
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise _damaged(path, str(e)) from None
 
 
 def _bocli_version() -> str:

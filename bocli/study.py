@@ -115,8 +115,8 @@ def init_study(
         raise UserError(f"--init must be >= 0, got {n_init}")
     surrogate_options = dict(surrogate_options or {})
     acquisition_options = dict(acquisition_options or {})
-    if check_models:
-        validate_models(surrogate, acquisition, surrogate_options)  # fail now, not at the first ask
+    if check_models:  # fail now, not at the first ask (options, and the space's fit to the model)
+        validate_models(surrogate, acquisition, surrogate_options, acquisition_options, space)
     settings = StudySettings(
         space=space,
         problem=problem,
@@ -175,7 +175,7 @@ def ask(
         if acquisition_options is None:
             acquisition_options = s.acquisition_options if acq == s.acquisition else {}
         # a bad pair or option fails now, also while the Sobol design makes no use of the model
-        validate_models(sur, acq, surrogate_options)
+        validate_models(sur, acq, surrogate_options, acquisition_options, s.space)
         st.check_writable()
         return ask_open(
             st,

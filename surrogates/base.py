@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -40,6 +41,8 @@ from bocli.errors import UserError
 if TYPE_CHECKING:
     from botorch.models.model import Model
     from torch import Tensor
+
+    from bocli.space import Space
 
 __all__ = ["Surrogate", "SurrogateOptionError"]
 
@@ -69,6 +72,14 @@ class Surrogate(ABC):
         Returns:
             A botorch Model on ``train_X``'s device and dtype.
         """
+
+    def check_space(self, space: Space | None = None) -> None:
+        """Refuse at once, with one line (a ``UserError``), what this surrogate cannot do: a space
+        beyond its limits (e.g. more parameters than a PFN checkpoint handles), or a setting that
+        only shows its fault when used (a damaged checkpoint file). ``space`` None checks the
+        settings only. Called by ``bocli.engine.check_models`` before any evaluation or fit; the
+        default accepts everything."""
+        return None
 
     # ----- settings -----------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
@@ -106,40 +117,93 @@ class Surrogate(ABC):
             kwargs[key] = _convert(cls.name, key, value, getattr(cls, key, None), f.type)
         try:
             return cls(**kwargs)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, OverflowError) as e:
             raise SurrogateOptionError(f"--surrogate-option for '{cls.name}': {e}") from None
 
 
 def _convert(surrogate: str, key: str, value: Any, default: Any, annotation: Any) -> Any:
-    """Convert a command-line string to the type of the field's default (or annotation)."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
+    """Convert a command-line string to the type of the field's default (or annotation); check a
+    JSON value (``--surrogate-option '{...}'``) has that type. Non-finite numbers are refused."""
     ann = str(annotation)
     target = type(default) if default is not None else None
+    kind = target.__name__ if target else ann
+    if target is None:
+        for name in ("bool", "int", "float", "str", "list", "tuple"):
+            if ann.startswith(name) or (name == "float" and "float" in ann):
+                kind = name
+                break
+    nullable = "None" in ann or default is None
+
+    def bad(why: str = "") -> SurrogateOptionError:
+        shown = " ".join(str(value if isinstance(value, str) else json.dumps(value)).split())
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        return SurrogateOptionError(
+            f"--surrogate-option: '{key}' of surrogate '{surrogate}' expects {kind}"
+            f"{' or none' if nullable and kind != 'NoneType' else ''}, got {shown!r}{why}"
+        )
+
+    if not isinstance(value, str):
+        if value is None and nullable:
+            return None
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            raise bad()
+        if isinstance(value, bool):
+            raise bad()
+        if kind == "int":
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            if isinstance(value, int):
+                return value
+            raise bad()
+        if kind == "float":
+            if not isinstance(value, int | float):
+                raise bad()
+            if not math.isfinite(value):
+                raise bad(" (not a finite number)")
+            return float(value)
+        if kind in ("list", "tuple"):
+            if not isinstance(value, list | tuple):
+                raise bad()
+            return tuple(value) if kind == "tuple" else list(value)
+        if kind == "str":
+            raise bad()
+        return value
+    text = value.strip()
     try:
-        if target is bool or (target is None and ann.startswith("bool")):
+        if kind == "bool":
             if text.lower() in ("1", "true", "yes", "on"):
                 return True
             if text.lower() in ("0", "false", "no", "off"):
                 return False
             raise ValueError
-        if text.lower() in ("none", "null") and ("None" in ann or default is None):
+        if text.lower() in ("none", "null") and nullable:
             return None
-        if target is int or (target is None and ann.startswith("int")):
-            return int(text)
-        if target is float or (target is None and "float" in ann):
-            return float(text)
-        if target in (list, tuple) or ann.startswith(("list", "tuple")):
+        if kind == "int":
+            try:
+                return int(text)
+            except ValueError:
+                f = float(text)
+                if not f.is_integer():
+                    raise
+                return int(f)
+        if kind == "float":
+            f = float(text)
+            if not math.isfinite(f):
+                raise bad(" (not a finite number)")
+            return f
+        if kind in ("list", "tuple"):
             parsed = (
                 json.loads(text)
                 if text.startswith("[")
                 else [float(t) if "." in t or "e" in t.lower() else int(t) for t in text.split(",")]
             )
-            return tuple(parsed) if target is tuple else list(parsed)
+            if not isinstance(parsed, list):
+                raise ValueError
+            return tuple(parsed) if kind == "tuple" else list(parsed)
         return text
-    except ValueError:
-        raise SurrogateOptionError(
-            f"--surrogate-option: '{key}' of surrogate '{surrogate}' expects "
-            f"{target.__name__ if target else ann}, got {value!r}"
-        ) from None
+    except SurrogateOptionError:
+        raise
+    except (ValueError, OverflowError):
+        raise bad() from None

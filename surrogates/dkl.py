@@ -105,6 +105,8 @@ class DKL(Surrogate):
     def __post_init__(self) -> None:
         if self.width < 1 or self.depth < 0 or self.steps < 1:
             raise ValueError("width and steps must be positive, depth >= 0")
+        if not (self.lr > 0 and self.net_lr > 0 and self.weight_decay >= 0):
+            raise ValueError("lr and net_lr must be positive, weight_decay >= 0")
 
     def fit(self, train_X: Tensor, train_Y: Tensor, cat_dims: Sequence[int] = ()) -> Model:
         d = train_X.shape[-1]

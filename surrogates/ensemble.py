@@ -125,6 +125,8 @@ class DeepEnsemble(Surrogate):
             raise ValueError("subsample must be in (0, 1]")
         if self.depth < 1 or self.width < 1 or self.steps < 1:
             raise ValueError("depth, width and steps must be positive")
+        if not (self.lr > 0 and self.prior_var > 0 and self.min_noise > 0):
+            raise ValueError("lr, prior_var and min_noise must be positive")
 
     def _data_weights(self, n: int, **tkwargs: Any) -> Tensor:
         """``s x n`` per-member multiplicities of the training points (subset or bootstrap)."""

@@ -68,6 +68,10 @@ class GP(Surrogate):
     min_noise: float = 1e-4
     diagnostics: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
+    def __post_init__(self) -> None:
+        if not 0.0 < self.min_noise <= 1.0:
+            raise ValueError(f"min_noise must be in (0, 1], got {self.min_noise}")
+
     def fit(self, train_X: Tensor, train_Y: Tensor, cat_dims: Sequence[int] = ()) -> Model:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # InputDataWarning for already-standardized Y

@@ -173,6 +173,19 @@ class HMCBNN(Surrogate):
         if not self.min_noise > 0:
             raise ValueError("min_noise must be positive")
 
+    def check_space(self, space: Any = None) -> None:
+        """NUTS needs JAX and numpyro: refuse now, not after the initial design, without them."""
+        import importlib.util
+
+        from bocli.errors import UserError
+
+        missing = [m for m in ("jax", "numpyro") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise UserError(
+                f"surrogate 'hmc' needs {' and '.join(missing)}, which are not installed "
+                "(pip install 'jax[cpu]' numpyro), or choose another surrogate"
+            )
+
     def _config(self, d: int) -> Any:
         from surrogates._numpyro_bnn import BNNConfig
 

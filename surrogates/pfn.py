@@ -328,10 +328,35 @@ class PFN(Surrogate):
         if self.context not in ("subsample", "error"):
             raise ValueError(f"context must be 'subsample' or 'error', got {self.context!r}")
 
+    def check_space(self, space: Any = None) -> None:
+        """Load the checkpoint (a missing, damaged or mismatched file is one line now, not at the
+        first fit) and refuse a space with more parameters than it handles."""
+        try:
+            limits = self.limits()
+        except UserError:
+            raise
+        except Exception as e:  # a config the network cannot be built from
+            where = (
+                "the shipped PFN checkpoint"
+                if self.checkpoint is None
+                else (f"PFN checkpoint '{self.checkpoint}'")
+            )
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise PFNLimitError(f"{where} is not usable: {first[:160]}") from None
+        if space is not None and space.dim > limits["max_dim"]:
+            raise PFNLimitError(
+                f"pfn: its checkpoint handles at most {limits['max_dim']} parameters; this space "
+                f"has {space.dim}; train one with `bocli pfn train --max-dim {space.dim}` or "
+                "choose another surrogate"
+            )
+
     def limits(self) -> dict[str, int]:
         """``{"max_dim", "max_context"}`` of the checkpoint."""
         _, cfg = load_checkpoint(self.checkpoint)
-        return {"max_dim": cfg["model"]["max_dim"], "max_context": cfg["model"]["max_context"]}
+        return {
+            "max_dim": int(cfg["model"]["max_dim"]),
+            "max_context": int(cfg["model"]["max_context"]),
+        }
 
     def fit(self, train_X: Tensor, train_Y: Tensor, cat_dims: Sequence[int] = ()) -> Model:
         net, cfg = load_checkpoint(self.checkpoint)

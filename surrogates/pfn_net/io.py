@@ -73,6 +73,8 @@ def _load_raw(path: str | Path | None) -> dict[str, Any]:
         raw = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # a truncated or foreign file: torch raises many kinds
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "Weights only load failed" in first:  # torch's long advice is about other files
+            first = "it holds more than tensors and plain data"
         raise CheckpointError(f"{where} is corrupted or not a torch file: {first[:160]}") from None
     if not isinstance(raw, dict) or "state_dict" not in raw or "config" not in raw:
         raise CheckpointError(f"{where} is not a bocli PFN checkpoint (no state_dict/config)")
