@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from typing import Any
 
@@ -67,14 +68,66 @@ class LazyGroup(click.Group):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        from bocli import errors
+
+        errors.set_log_dir(None)  # a new invocation (CliRunner reuses the process)
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as e:  # `bocli --bogus`: one line too
+            if isinstance(e, _NO_ARGS_IS_HELP):
+                raise
+            _usage_line(e)
+            raise click.exceptions.Exit(2) from None
+
     def invoke(self, ctx: click.Context) -> Any:
-        from bocli.errors import UserError
+        from bocli.errors import UserError, log_internal_error, one_line
 
         try:
             return super().invoke(ctx)
         except UserError as e:
-            click.echo(f"Error: {e}", err=True)
+            click.echo(f"Error: {one_line(str(e))}", err=True)
             ctx.exit(2)
+        except click.UsageError as e:  # a subcommand's bad option or value: one line, exit 2
+            if isinstance(e, _NO_ARGS_IS_HELP):
+                raise
+            _usage_line(e)
+            ctx.exit(2)
+        except (click.exceptions.Exit, click.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:  # commands that save work say how to continue themselves
+            click.echo("\ninterrupted", err=True)
+            ctx.exit(130)
+        except Exception as e:  # a bug, not a user's mistake: one line, the traceback in a log
+            if ctx.params.get("debug") or os.environ.get("BOCLI_DEBUG", "") not in ("", "0"):
+                raise
+            log = log_internal_error(e)
+            where = f"details in {log}" if log else "no log could be written; rerun with --debug"
+            click.echo(
+                f"internal error: {type(e).__name__}: {one_line(str(e))} ({where})", err=True
+            )
+            ctx.exit(1)
+
+
+# `bocli` / `bocli pfn` alone print their help (click >= 8.2 signals it as a usage error)
+_NO_ARGS_IS_HELP: tuple[type[BaseException], ...] = tuple(
+    c for c in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if c is not None
+)
+
+
+def _usage_line(e: click.UsageError) -> None:
+    """A click usage error (unknown option, bad value) as one line with a pointer to --help."""
+    from bocli.errors import one_line
+
+    where = e.ctx.command_path if e.ctx is not None else "bocli"
+    hint = f" (see '{where} --help')" if e.ctx is not None else ""
+    click.echo(f"Error: {one_line(e.format_message())}{hint}", err=True)
 
 
 def _module_exists(module: str) -> bool:
@@ -86,7 +139,12 @@ def _module_exists(module: str) -> bool:
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="bocli")
-def cli() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Show the full traceback of an internal error (also: BOCLI_DEBUG=1).",
+)
+def cli(debug: bool) -> None:
     """bocli: Bayesian optimization from the terminal.
 
     \b

@@ -395,7 +395,7 @@ class _Store:
         meta_path = out / "compare.json"
         meta: dict[str, Any] = {}
         if meta_path.exists():
-            meta = json.loads(meta_path.read_text())
+            meta = _read_meta(meta_path)
             saved = meta.get("config", {})
             mine = asdict(config)
             for key in CompareConfig.IDENTITY:
@@ -524,6 +524,22 @@ def _write_parquet(path: Path, fields: list[str], rows: list[dict[str, Any]]) ->
     os.replace(tmp, path)
 
 
+def _read_meta(path: Path) -> dict[str, Any]:
+    """compare.json, or a CompareError naming it (damaged, not JSON, not a grid's settings)."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise CompareError(f"{path}: cannot be read ({e})") from None
+    except json.JSONDecodeError as e:
+        raise CompareError(
+            f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); it is written "
+            "by `bocli compare`, use another --out or restore it"
+        ) from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("config", {}), dict):
+        raise CompareError(f"{path}: not the settings of a `bocli compare` grid")
+    return meta
+
+
 def load_results(out_dir: str | Path) -> dict[str, Any]:
     """Read a results directory (finished cells only) for the report.
 
@@ -537,8 +553,10 @@ def load_results(out_dir: str | Path) -> dict[str, Any]:
     meta_path = out / "compare.json"
     if not meta_path.exists():
         raise CompareError(f"{out}: no compare.json here; run `bocli compare --out {out}` first")
-    meta = json.loads(meta_path.read_text())
+    meta = _read_meta(meta_path)
     table = meta.get("config", {}).get("table", "csv")
+    if table not in ("csv", "parquet"):
+        raise CompareError(f"{meta_path}: config.table must be csv or parquet, got {table!r}")
     cells = pd.DataFrame(_read_csv(out / "cells.csv", CELL_FIELDS), columns=CELL_FIELDS)
     cells = cells[cells["status"].isin(["ok", "failed"])].copy()
     cells["seed"] = cells["seed"].astype(int)
@@ -606,13 +624,33 @@ def _validate(config: CompareConfig) -> dict[str, Any]:
             raise CompareError(f"--{key}: repeated values in {values}")
     if config.budget < 1:
         raise CompareError("--budget must be at least 1")
+    if config.n_init is not None and config.n_init > config.budget:
+        raise CompareError(
+            f"--budget {config.budget} is smaller than --init {config.n_init}: no cell would "
+            f"ever fit a surrogate; give --budget > --init (or a smaller --init)"
+        )
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in config.seeds):
+        raise CompareError(f"--seeds: expected whole numbers >= 0, got {config.seeds}")
     if config.table not in ("csv", "parquet"):
         raise CompareError(f"--table: expected csv or parquet, got {config.table!r}")
     if config.table == "parquet":
         _require_parquet()
+    from bocli.acquisition import check_acquisition_options
+    from bocli.engine import resolve_device
+
+    try:
+        resolve_device(config.device)
+    except ValueError as e:
+        msg = str(e)
+        raise CompareError(msg if msg.startswith("--device") else f"--device: {msg}") from None
     info = {}
+    spaces = {}
     for name in config.problems:
-        p = get_problem(name)
+        try:
+            p = get_problem(name)
+        except UserError as e:
+            raise CompareError(f"--problems: {e}") from None
+        spaces[name] = p.space
         info[name] = {
             "dim": p.space.dim,
             "direction": p.space.objective.direction,
@@ -620,18 +658,34 @@ def _validate(config: CompareConfig) -> dict[str, Any]:
             "noise_std": p.noise_std,
         }
     for name in config.surrogates:
-        cls = get_surrogate_class(name)
-        if config.surrogate_options.get(name):
-            cls.from_options(config.surrogate_options[name])
+        try:
+            cls = get_surrogate_class(name)
+        except UserError as e:
+            raise CompareError(f"--surrogates: {e}") from None
+        sur = cls.from_options(config.surrogate_options.get(name) or {})
+        for problem, space in spaces.items():  # limits such as the pfn checkpoint's dimension
+            try:
+                sur.check_space(space)
+            except UserError as e:
+                raise CompareError(f"--surrogates {name} x --problems {problem}: {e}") from None
     for name in config.acquisitions:
         if name not in ACQUISITIONS:
             raise CompareError(
                 f"--acquisitions: unknown acquisition '{name}'; choose from: "
                 f"{', '.join(ACQUISITIONS)}"
             )
-    for name in list(config.surrogate_options) + list(config.acquisition_options):
-        if name not in config.surrogates and name not in config.acquisitions:
-            raise CompareError(f"option for '{name}', which is not in the grid")
+        if config.acquisition_options.get(name):
+            check_acquisition_options(name, config.acquisition_options[name])
+    for option, names, grid in (
+        ("--surrogate-option", config.surrogate_options, config.surrogates),
+        ("--acquisition-option", config.acquisition_options, config.acquisitions),
+    ):
+        for name in names:
+            if name not in grid:
+                raise CompareError(
+                    f"{option} {name}.…: '{name}' is not in the grid "
+                    f"(--{option[2:].split('-')[0]}s {','.join(grid)})"
+                )
     return info
 
 
@@ -666,6 +720,13 @@ def run_grid(
     t_start = time.perf_counter()
     out = Path(out_dir)
     problems_info = _validate(config)
+    if scheduler and executor is None:
+        from bocli.executors import check_scheduler_reachable
+
+        try:
+            check_scheduler_reachable(scheduler)
+        except ValueError as e:
+            raise CompareError(f"--scheduler {e}") from None
     store = _Store.open(out, config, command, problems_info, retry_failed)
     cells = config.cells()
     todo = [c for c in cells if c.key not in store.done]

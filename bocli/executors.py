@@ -15,7 +15,13 @@ import multiprocessing
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["InlineExecutor", "executor_capacity", "make_executor"]
+__all__ = [
+    "InlineExecutor",
+    "check_scheduler_reachable",
+    "executor_capacity",
+    "make_executor",
+    "parse_scheduler",
+]
 
 
 class InlineExecutor(cf.Executor):
@@ -49,6 +55,54 @@ class _DaskExecutor(cf.Executor):
             self.cluster.close()
 
 
+def parse_scheduler(scheduler: str) -> tuple[str, Any]:
+    """Check a ``--scheduler`` address without connecting: ``("local", K)`` (K None: as many as
+    --workers) or ``("tcp", (host, port))``. Raises ValueError with one line saying what works."""
+    text = scheduler.strip()
+    expected = "expected tcp://HOST:PORT (a running Dask scheduler) or local:K (K >= 1 workers)"
+    if text == "local" or text.startswith("local:"):
+        _, _, k = text.partition(":")
+        if not k:
+            return "local", None
+        if not k.strip().isdigit() or int(k) < 1:
+            raise ValueError(f"{scheduler!r}: K in local:K must be a whole number >= 1")
+        return "local", int(k)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "tcp", text  # distributed accepts a bare HOST:PORT as tcp
+    if scheme not in ("tcp", "tls"):
+        raise ValueError(f"{scheduler!r}: unsupported scheme '{scheme}://'; {expected}")
+    host, colon, port = rest.rstrip("/").rpartition(":")
+    host = host.strip("[]")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{scheduler!r}: {expected}")
+    return scheme, (host, int(port))
+
+
+def check_scheduler_reachable(scheduler: str, timeout: float = 5.0) -> None:
+    """Fail fast (ValueError, one line) when a ``tcp://`` scheduler cannot be reached, before a
+    run or grid writes anything; ``local:K`` needs nothing."""
+    import socket
+
+    kind, where = parse_scheduler(scheduler)
+    if kind == "local":
+        return
+    host, port = where
+    try:
+        socket.getaddrinfo(host, port)
+    except OSError:
+        raise ValueError(f"{scheduler!r}: unknown host '{host}'") from None
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as e:
+        reason = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        raise ValueError(
+            f"{scheduler!r}: no Dask scheduler answers at {host}:{port} ({reason}); start one "
+            "with `dask scheduler`, or use local:K"
+        ) from None
+
+
 def make_executor(workers: int = 1, scheduler: str | None = None) -> cf.Executor:
     """Build the executor for ``--workers`` / ``--scheduler``.
 
@@ -60,9 +114,9 @@ def make_executor(workers: int = 1, scheduler: str | None = None) -> cf.Executor
     if scheduler:
         from distributed import Client, LocalCluster
 
-        if scheduler.startswith("local"):
-            _, _, k = scheduler.partition(":")
-            n = int(k) if k else max(workers, 1)
+        kind, k = parse_scheduler(scheduler)
+        if kind == "local":
+            n = k or max(workers, 1)
             cluster = LocalCluster(
                 n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0"
             )

@@ -24,7 +24,9 @@ import concurrent.futures as cf
 import contextlib
 import fcntl
 import json
+import math
 import os
+import shutil
 import tempfile
 import time
 import uuid
@@ -57,6 +59,7 @@ __all__ = [
 RUN_META_KEY = "run"  # the study's meta entry holding a run's settings (JSON of RunConfig)
 STUDY_FILE = "study.db"
 EXPORT_FILE = "trials.csv"
+MAX_SEED = 2**32 - 1  # what every random generator of a run accepts
 
 
 class RunError(UserError, ValueError):
@@ -117,21 +120,65 @@ class Trial:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def validate_config(config: RunConfig) -> None:
-    """Fail at once, before any file is written, on settings that cannot run."""
-    if config.budget < 1:
-        raise RunError("--budget must be at least 1")
-    if config.batch < 1:
-        raise RunError("--batch must be at least 1")
-    if config.workers < 1:
-        raise RunError("--workers must be at least 1")
-    check_models(config.surrogate, config.acquisition, config.surrogate_options)
+def validate_config(config: RunConfig, space: Any = None) -> None:
+    """Fail at once, before any file is written, on settings that cannot run: counts, the
+    surrogate x acquisition pair and their options (checked against ``space`` when given), the
+    device and the scheduler's address (its form; ``plan_run`` also checks that it answers)."""
+    if (
+        isinstance(config.seed, bool)
+        or not isinstance(config.seed, int)
+        or not (0 <= config.seed <= MAX_SEED)
+    ):
+        raise RunError(f"--seed: expected a whole number from 0 to {MAX_SEED}, got {config.seed!r}")
+    for name in ("budget", "batch", "workers"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise RunError(f"--{name}: expected a whole number >= 1, got {value!r}")
+    if config.n_init is not None and (
+        isinstance(config.n_init, bool) or not isinstance(config.n_init, int) or config.n_init < 0
+    ):
+        raise RunError(f"--init: expected a whole number >= 0, got {config.n_init!r}")
+    if config.scheduler is not None:
+        from bocli.executors import parse_scheduler
+
+        try:
+            parse_scheduler(config.scheduler)
+        except ValueError as e:
+            raise RunError(f"--scheduler {e}") from None
+    check_models(
+        config.surrogate,
+        config.acquisition,
+        config.surrogate_options,
+        config.acquisition_options,
+        space=space,
+    )
     from bocli.engine import resolve_device
 
     try:
         resolve_device(config.device)
     except ValueError as e:
-        raise RunError(f"--device: {e}") from None
+        msg = str(e)
+        raise RunError(msg if msg.startswith("--device") else f"--device: {msg}") from None
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise RunError(
+            f"--timeout: expected a positive, finite number of seconds, got {timeout!r} "
+            "(leave it out for no limit)"
+        )
+
+
+def _check_scheduler_answers(config: RunConfig) -> None:
+    """A ``tcp://`` scheduler that does not answer fails here, within seconds, not after the
+    run folder exists."""
+    if config.scheduler:
+        from bocli.executors import check_scheduler_reachable
+
+        try:
+            check_scheduler_reachable(config.scheduler)
+        except ValueError as e:
+            raise RunError(f"--scheduler {e}") from None
 
 
 def saved_config(st: StudyStorage) -> RunConfig | None:
@@ -498,7 +545,7 @@ def run_optimization(
     in a temporary study that is deleted afterwards (``compare``'s cells, tests). Returns every
     finished trial, oldest first.
     """
-    validate_config(config)
+    validate_config(config, problem.space)
     registered = is_registered(problem)
     if out_dir is None:
         with tempfile.TemporaryDirectory(prefix="bocli-run-") as tmp:
@@ -562,6 +609,8 @@ def load_problem(
 
     from bocli.space import Space
 
+    _check_timeout(timeout)
+
     def user_space() -> Any:
         if space is not None:
             return space
@@ -569,19 +618,22 @@ def load_problem(
             raise RunError("a user objective needs --space FILE describing its parameters")
         return Space.from_file(space_file)
 
-    if command:
+    if command is not None:
         from problems.user import command_problem
 
-        argv = shlex.split(command)
+        try:
+            argv = shlex.split(command)
+        except ValueError as e:  # an unclosed quote
+            raise RunError(f"--command {command!r}: {e} (it is split like a shell would)") from None
         if not argv:
-            raise RunError("--command: empty command")
+            raise RunError("--command: empty command; give the program to run and its arguments")
         try:
             return command_problem(argv, user_space(), timeout=timeout or 600.0, mode=command_mode)
         except ValueError as e:
             raise RunError(f"--command: {e}") from None
     if target is None:
         raise RunError("give a PROBLEM (see `bocli problems`), or --space with --command")
-    if space_file or space is not None or ":" in target:
+    if space_file or space is not None or (":" in target and not _registered_name(target)):
         from problems.user import python_problem
 
         try:
@@ -591,6 +643,17 @@ def load_problem(
     from problems import get_problem
 
     return get_problem(target)
+
+
+def _registered_name(target: str) -> bool:
+    """Whether ``target`` is ``NAME:key=value`` of a registered problem (not module:function)."""
+    from problems import list_problems
+
+    name, _, rest = target.partition(":")
+    try:
+        return "=" in rest and name.strip() in list_problems()
+    except Exception:
+        return False
 
 
 def plan_run(
@@ -613,6 +676,8 @@ def plan_run(
         explicit: The names in ``given`` that the user typed.
     """
     objective = {k: given[k] for k in ("space_file", "command", "command_mode", "timeout")}
+    if objective["command"] is not None and not objective["command"].strip():
+        raise RunError("--command: empty command; give the program to run and its arguments")
     if study is not None and out is not None:
         raise RunError("--study and --out: give one (an existing study, or a run folder)")
     if study is None:
@@ -647,13 +712,34 @@ def _plan_new(
     out: Path,
     study: Path,
 ) -> RunPlan:
-    problem = load_problem(target, **objective)
     assert name is not None
     config = _config(name, given, objective)
-    validate_config(config)
-    out.mkdir(parents=True, exist_ok=True)
-    create_run_study(study, problem, config, registered=is_registered(problem))
+    validate_config(config)  # the cheap checks first: a typo fails before an objective is loaded
+    problem = load_problem(target, **objective)
+    validate_config(config, problem.space)
+    _check_scheduler_answers(config)
+    registered = is_registered(problem)
+    # everything is checked: only now is anything written, and a failure removes what was made
+    made = [p for p in [out, *out.parents] if not p.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        create_run_study(study, problem, config, registered=registered)
+    except BaseException:
+        _remove_new(out, study, made)
+        raise
     return RunPlan(problem, study, config, out / EXPORT_FILE)
+
+
+def _remove_new(out: Path, study: Path, made: list[Path]) -> None:
+    """Undo a new run's folder: the study files written in it, then the folders that were made."""
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            Path(f"{study}{suffix}").unlink()
+    if out in made:
+        shutil.rmtree(out, ignore_errors=True)
+    for folder in made[1:]:  # parents made by mkdir(parents=True), innermost first
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _plan_existing(
@@ -697,6 +783,7 @@ def _plan_existing(
                 f"--space {obj['space_file']}: differs from the space of {path}; a study's space "
                 "cannot change (start a new run for another space)"
             )
+    validate_config(config)  # the cheap checks first, before an objective is loaded
     registered = (
         config.problem != "command" and ":" not in config.problem and not obj.get("space_file")
     )
@@ -712,7 +799,8 @@ def _plan_existing(
             f"{path}: the study's space is not the space of problem {config.problem!r}; give the "
             "study's own objective as PROBLEM (module:function) or --command"
         )
-    validate_config(config)
+    validate_config(config, s.space)
+    _check_scheduler_answers(config)
     with study_lock(path):  # refused now if another run drives it, before anything is written
         pass
     with StudyStorage.open(path) as st:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -292,7 +293,14 @@ class _Progress:
     default=None,
     help="Report file [default: DIR/report.html for html; stdout for md].",
 )
-@format_option("html", "md")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "md"]),
+    default="html",
+    show_default=True,
+    help="html: one self-contained file; md: the rank table as Markdown.",
+)
 def report(results_dir: str, output: str | None, fmt: str) -> None:
     """Turn the results of `bocli compare` in RESULTS_DIR into a report.
 
@@ -308,6 +316,14 @@ def report(results_dir: str, output: str | None, fmt: str) -> None:
     from bocli.compare import load_results
     from bocli.report import write_report
 
+    if output is not None:
+        parent = Path(output).parent
+        if not parent.is_dir():
+            raise UserError(
+                f"--output {output}: folder '{parent}' does not exist (create it first)"
+            )
+        if not os.access(parent, os.W_OK):
+            raise UserError(f"--output {output}: folder '{parent}' is not writable")
     results = load_results(results_dir)
     if fmt == "md":
         text = write_report(results, output, "md")

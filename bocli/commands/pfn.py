@@ -125,6 +125,24 @@ def train(
     Example:
       bocli pfn train --out pfn_run --steps 9000 --max-minutes 60 --threads 1
     """
+    import math
+    import re
+
+    for option, value in (
+        ("--lr", lr),
+        ("--max-minutes", max_minutes),
+        ("--checkpoint-every", checkpoint_every),
+    ):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UserError(f"{option}: expected a positive, finite number, got {value!r}")
+    if lr > 1:
+        raise UserError(f"--lr: expected a learning rate in (0, 1], got {lr!r}")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name.endswith(".pt"):
+        raise UserError(
+            f"--name: expected a plain file name without '.pt' (letters, digits, _ . -), got "
+            f"{name!r}"
+        )
+
     import torch
 
     from surrogates.pfn_net.model import PFNConfig

@@ -31,7 +31,7 @@ from bocli.commands.options import (
 @click.option(
     "--batch", "-q", type=click.IntRange(min=1), default=1, help="Points proposed per model fit."
 )
-@click.option("--seed", type=int, default=0)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0)
 @device_option
 @click.option(
     "--out",
@@ -159,6 +159,9 @@ def run(
         in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
     }
     plan = plan_run(problem, given, explicit, out=out_dir, study=study, resume=resume)
+    from bocli.errors import set_log_dir
+
+    set_log_dir(plan.study.parent)  # an internal error from here on is logged in the run's folder
     where = str(plan.export.parent) if plan.export is not None else str(plan.study)
     progress = _Progress(plan.problem, plan.config.budget, quiet=fmt == "json")
     try:
