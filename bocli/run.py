@@ -599,8 +599,11 @@ def load_problem(
     command: str | None = None,
     command_mode: str = "stdin",
     timeout: float | None = None,
+    cwd: str | None = None,
 ) -> Problem:
     """Resolve ``PROBLEM`` / ``--space`` / ``--command`` to a Problem (user errors name the option).
+
+    ``cwd``: the folder an external command runs in (None: the caller's).
 
     ``space`` (a Space) is used for user objectives when given (a study's own space); otherwise
     ``space_file`` is read.
@@ -628,7 +631,9 @@ def load_problem(
         if not argv:
             raise RunError("--command: empty command; give the program to run and its arguments")
         try:
-            return command_problem(argv, user_space(), timeout=timeout or 600.0, mode=command_mode)
+            return command_problem(
+                argv, user_space(), timeout=timeout or 600.0, mode=command_mode, cwd=cwd
+            )
         except ValueError as e:
             raise RunError(f"--command: {e}") from None
     if target is None:
@@ -701,6 +706,7 @@ def _config(name: str, given: dict[str, Any], objective: dict[str, Any]) -> RunC
     stored = {k: v for k, v in objective.items() if v is not None}
     if stored.get("space_file"):
         stored["space_file"] = str(Path(stored["space_file"]).resolve())
+    stored["cwd"] = os.getcwd()  # where a user objective's module or command is found again
     return RunConfig(problem=name, objective=stored, **{k: given[k] for k in keep})
 
 
@@ -787,13 +793,19 @@ def _plan_existing(
     registered = (
         config.problem != "command" and ":" not in config.problem and not obj.get("space_file")
     )
-    problem = load_problem(
-        None if config.problem == "command" else config.problem,
-        None if registered else s.space,
-        command=obj.get("command"),
-        command_mode=obj.get("command_mode", "stdin"),
-        timeout=obj.get("timeout"),
-    )
+    # a run resumed from another folder finds its objective where it was started
+    home = obj.get("cwd")
+    if registered or user_gave_objective or not home or not Path(home).is_dir():
+        home = None
+    with contextlib.chdir(home) if home else contextlib.nullcontext():
+        problem = load_problem(
+            None if config.problem == "command" else config.problem,
+            None if registered else s.space,
+            command=obj.get("command"),
+            command_mode=obj.get("command_mode", "stdin"),
+            timeout=obj.get("timeout"),
+            cwd=home,
+        )
     if registered and problem.space.to_json() != s.space.to_json():
         raise RunError(
             f"{path}: the study's space is not the space of problem {config.problem!r}; give the "

@@ -271,6 +271,19 @@ def test_a_run_folder_of_the_old_format_is_refused_with_what_to_do(folder: Path)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+def test_resumed_from_another_folder_finds_its_objective_again(folder: Path) -> None:
+    d = folder
+    first = _bocli(d, "run", "obj.py:f", "--space", "space.yaml", "--budget", "3", "--out", "run")
+    assert first.returncode == 0, first.stderr
+    elsewhere = d / "elsewhere"
+    elsewhere.mkdir()
+    res = subprocess.run([*BOCLI, "run", "--out", "../run", "--resume", "--budget", "5"],
+                         env=_env(d), capture_output=True, text=True, timeout=300, cwd=elsewhere)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert not list(elsewhere.iterdir())  # nothing written where it was resumed from
+    check_run_is_whole(d, d / "run", 5)
+
+
 def test_a_run_in_which_every_evaluation_failed_exits_non_zero(folder: Path) -> None:
     d, out = folder, folder / "run"
     env = _env(d, BOCLI_TEST_FAIL_ABOVE="-1")
