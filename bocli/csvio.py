@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bocli.errors import UserError
-from bocli.space import CategoricalParam, Space, SpaceError, _one_line
+from bocli.space import INFO_COLUMNS, CategoricalParam, Space, SpaceError, _one_line
 
 __all__ = [
     "INFO_COLUMNS",
@@ -50,20 +50,6 @@ __all__ = [
     "write_csv",
 ]
 
-INFO_COLUMNS = (  # bookkeeping columns of `bocli export` / a run's trials.csv: read and ignored
-    "best_so_far",
-    "regret",
-    "proposed_by",
-    "fit_seconds",
-    "acq_seconds",
-    "eval_seconds",
-    "error",
-    "created_at",
-    "completed_at",
-    "predicted_mean",
-    "predicted_sd",
-    "diagnostics",
-)
 MAX_PROBLEMS_SHOWN = 10
 
 _STATUS_ALIASES = {

@@ -55,16 +55,10 @@ MAX_CHOICES = 10_000  # botorch's mixed optimizer enumerates a categorical's cho
 # The bookkeeping columns of the files bocli writes (study export, ask CSV, a run's trials.csv), beside
 # one column per parameter and one per objective: no parameter or objective may take one of these
 # names, in any letter case.
-_RESERVED_ORDER = (
-    "trial_id",
-    "status",
-    "notes",
+INFO_COLUMNS = (  # the export's columns after status: written by bocli, ignored by `tell`
     "best_so_far",
     "regret",
     "proposed_by",
-    "phase",
-    "surrogate",
-    "acquisition",
     "fit_seconds",
     "acq_seconds",
     "eval_seconds",
@@ -74,6 +68,15 @@ _RESERVED_ORDER = (
     "predicted_mean",
     "predicted_sd",
     "diagnostics",
+)
+_RESERVED_ORDER = (
+    "trial_id",
+    "status",
+    "notes",
+    "phase",
+    "surrogate",
+    "acquisition",
+    *INFO_COLUMNS,
 )
 RESERVED_NAMES: frozenset[str] = frozenset(_RESERVED_ORDER)
 """Column names bocli's files use for bookkeeping; compared case-insensitively (``casefold``)."""
