@@ -59,6 +59,10 @@ __all__ = [
 RUN_META_KEY = "run"  # the study's meta entry holding a run's settings (JSON of RunConfig)
 STUDY_FILE = "study.db"
 EXPORT_FILE = "trials.csv"
+# an evaluation faster than this is cheaper to recompute than its result's fsync: the commits that
+# follow it survive any crash or kill, and reach the disk (power-cut safe) at the next slower
+# evaluation or at the end of the run (StudyStorage.set_durable)
+FAST_EVAL_S = 0.05
 MAX_SEED = 2**32 - 1  # what every random generator of a run accepts
 
 
@@ -343,6 +347,7 @@ def optimize(
                         value, error, seconds = fut.result()
                     except Exception as e:  # the executor itself failed (a worker died)
                         value, error, seconds = None, f"{type(e).__name__}: {e}", 0.0
+                    st.set_durable(seconds >= FAST_EVAL_S)
                     if not _tell(st, t, value, error, seconds, notes):
                         continue
                     if exporter is not None:
@@ -359,6 +364,8 @@ def optimize(
                 fut.cancel()
             if own_executor:
                 executor.shutdown(wait=False, cancel_futures=True)
+            st.set_durable(True)
+            st.sync()
             if exporter is not None:  # the canonical file: every finished trial, by id
                 exporter.rewrite(st.trials())
         return _finished_trials(space, st.trials(), optimum)

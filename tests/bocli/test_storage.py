@@ -246,3 +246,15 @@ def test_cached_trials_follow_other_connections_and_rollbacks(study: Path) -> No
         assert len(a.trials()) == 2 and len(b.trials()) == 2
         a.reserve([NewTrial(P)])  # own commit: the cache picks up the new row
         assert [t.trial_id for t in a.trials()] == [0, 1, 2] == [t.trial_id for t in b.trials()]
+
+
+def test_durability_is_full_unless_a_run_asks_otherwise(study: Path) -> None:
+    with StudyStorage.open(study) as st:
+        level = lambda: st._conn.execute("PRAGMA synchronous").fetchone()[0]  # noqa: E731
+        assert level() == 2  # FULL: every commit reaches the disk
+        st.set_durable(False)
+        assert level() == 1  # NORMAL: safe against crashes and kills, not power cuts
+        st.reserve([NewTrial(P)])
+        st.set_durable(True)
+        st.sync()
+        assert level() == 2 and len(st.trials()) == 1
