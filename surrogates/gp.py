@@ -36,6 +36,9 @@ def fit_mll_robustly(model: Model, max_attempts: int = 3) -> dict[str, Any]:
     mll = ExactMarginalLogLikelihood(model.likelihood, model)
     import gpytorch
 
+    # a failed attempt may leave the hyperparameters anywhere (NaN included): every retry, and
+    # the fallback, starts again from the initial (prior-mode) values
+    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
     last: Exception | None = None
     for attempt, jitter in enumerate((None, 1e-6, 1e-4)[:max_attempts]):
         try:
@@ -44,14 +47,29 @@ def fit_mll_robustly(model: Model, max_attempts: int = 3) -> dict[str, Any]:
                 if jitter is None:
                     fit_gpytorch_mll(mll)
                 else:
-                    with gpytorch.settings.cholesky_jitter(double=jitter, float=jitter * 100):
+                    with gpytorch.settings.cholesky_jitter(
+                        float_value=jitter * 100, double_value=jitter
+                    ):
                         fit_gpytorch_mll(mll)
-            return {"fit_status": "ok" if attempt == 0 else "jitter", "fit_error": None}
+            if attempt == 0:
+                return {"fit_status": "ok", "fit_error": None}
+            return {
+                "fit_status": "jitter",
+                "fit_error": f"{type(last).__name__}: {last}",
+                "warning": f"the marginal-likelihood fit needed Cholesky jitter {jitter:g} "
+                f"after {type(last).__name__}",
+            }
         except (ModelFittingError, NotPSDError, NanError, RuntimeError, ValueError) as e:
             last = e
             log.warning("GP fit attempt %d failed: %s", attempt + 1, e)
+            model.load_state_dict(initial)
     model.eval()
-    return {"fit_status": "prior", "fit_error": f"{type(last).__name__}: {last}"}
+    return {
+        "fit_status": "prior",
+        "fit_error": f"{type(last).__name__}: {last}",
+        "warning": f"the marginal-likelihood fit failed {max_attempts} times "
+        f"({type(last).__name__}); this proposal used the prior's hyperparameters",
+    }
 
 
 @register_surrogate("gp")
