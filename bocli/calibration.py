@@ -128,6 +128,8 @@ def predictive_moments(model: Model, X: np.ndarray, chunk: int = 128) -> tuple[n
             post: Any = model.posterior(Xt)
             if isinstance(post, GaussianMixturePosterior):
                 m, v = post.mixture_mean, post.mixture_variance
+            elif hasattr(post, "data_moments"):  # posterior in transformed units (pfn)
+                m, v = post.data_moments()
             else:
                 m, v = post.mean, post.variance
             means.append(m.detach().double().cpu().numpy().reshape(-1))

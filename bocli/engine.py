@@ -158,8 +158,12 @@ def predict(model: Any, X: Any, space: Space, y: np.ndarray) -> list[dict[str, f
                 post = model.posterior(X, observation_noise=True)
             except (TypeError, NotImplementedError, RuntimeError):
                 post = model.posterior(X)
-            mean = post.mean.reshape(-1).double().cpu().numpy()
-            var = post.variance.reshape(-1).double().cpu().numpy()
+            # a model whose posterior lives in transformed units maps it back (pfn)
+            m, v = (
+                post.data_moments() if hasattr(post, "data_moments") else (post.mean, post.variance)
+            )
+            mean = m.reshape(-1).double().cpu().numpy()
+            var = v.reshape(-1).double().cpu().numpy()
     except Exception:  # a model that cannot predict here still proposed its points
         return None
     if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var))):

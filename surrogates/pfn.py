@@ -124,6 +124,22 @@ class PFNPosterior(Posterior):
     def variance(self) -> Tensor:
         return (self.scale.square() * bar.variance(self.borders, self.logits)).unsqueeze(-1)
 
+    def data_moments(self, points: int = 512) -> tuple[Tensor, Tensor]:
+        """Mean and variance (each ``batch x q x 1``) in the units the engine trained the model
+        on. ``mean``/``variance`` are those of the model's own outcome, which with a power
+        transform is the Yeo-Johnson-transformed one; here the distribution is mapped back
+        through the inverse transform (midpoint quadrature over ``points`` quantiles, so the
+        tails beyond the ``1 / (2 points)`` quantiles, which the transform may stretch far, are
+        left out of the variance)."""
+        if self.incumbent_map is None:
+            return self.mean, self.variance
+        u = (torch.arange(points, dtype=self.dtype, device=self.device) + 0.5) / points
+        u = u.view(points, *([1] * (self.logits.dim() - 1))).expand(points, *self.logits.shape[:-1])
+        y = self.incumbent_map.inverse(
+            self.loc + self.scale * bar.icdf(self.borders, self.logits, u)
+        )
+        return y.mean(0).unsqueeze(-1), y.var(0, unbiased=False).unsqueeze(-1)
+
     def _z(self, value: Tensor | float) -> Tensor:
         v = torch.as_tensor(value, dtype=self.dtype, device=self.device)
         return (v - self.loc) / self.scale
@@ -436,6 +452,21 @@ class YeoJohnson:
     def __call__(self, y: Tensor) -> Tensor:
         """Transform (any shape, differentiable)."""
         return (self._raw(y, self.lmbda) - self.mean) / self.std
+
+    def inverse(self, t: Tensor) -> Tensor:
+        """Back to the outcome's units (any shape): ``inverse(self(y)) == y``. Values beyond
+        what the transform can reach (its range is bounded for some lambda) are clamped to it."""
+        raw = t * self.std + self.mean
+        lm = self.lmbda
+        rp, rn = raw.clamp_min(0), raw.clamp_max(0)
+
+        def power(base: Tensor, exponent: float) -> Tensor:
+            return base.clamp_min(1e-12) ** exponent
+
+        near_0, near_2 = abs(lm) < 1e-8, abs(lm - 2) < 1e-8
+        yp = torch.expm1(rp) if near_0 else power(rp * lm + 1, 1 / lm) - 1
+        yn = -torch.expm1(-rn) if near_2 else 1 - power(1 - (2 - lm) * rn, 1 / (2 - lm))
+        return torch.where(raw >= 0, yp, yn)
 
 
 def subsample_context(y: Tensor, size: int) -> Tensor:
