@@ -636,13 +636,9 @@ def _validate(config: CompareConfig) -> dict[str, Any]:
     if config.table == "parquet":
         _require_parquet()
     from bocli.acquisition import check_acquisition_options
-    from bocli.engine import resolve_device
+    from bocli.engine import check_device
 
-    try:
-        resolve_device(config.device)
-    except ValueError as e:
-        msg = str(e)
-        raise CompareError(msg if msg.startswith("--device") else f"--device: {msg}") from None
+    check_device(config.device)
     info = {}
     spaces = {}
     for name in config.problems:

@@ -15,9 +15,17 @@ from typing import Any
 
 import numpy as np
 
+from bocli.errors import UserError
 from bocli.space import Space
 
-__all__ = ["Suggestion", "check_models", "default_n_init", "resolve_device", "suggest"]
+__all__ = [
+    "Suggestion",
+    "check_device",
+    "check_models",
+    "default_n_init",
+    "resolve_device",
+    "suggest",
+]
 
 
 @dataclass
@@ -53,6 +61,15 @@ def resolve_device(device: str = "cpu") -> Any:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available (use --device cpu or auto)")
     return torch.device(device)
+
+
+def check_device(device: str) -> None:
+    """``resolve_device`` for a command's option check: a device that cannot be had is a
+    ``UserError`` (one line naming ``--device``), before any work."""
+    try:
+        resolve_device(device)
+    except ValueError as e:
+        raise UserError(str(e)) from None
 
 
 def import_botorch_without_jax() -> None:

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from bocli.engine import Suggestion, check_models
+from bocli.engine import Suggestion, check_device, check_models
 from bocli.errors import UserError
 from bocli.storage import StaleSnapshotError, StudyStorage, TrialRecord, TrialUpdate
 from problems.base import ObjectiveError, Problem
@@ -156,13 +156,7 @@ def validate_config(config: RunConfig, space: Any = None) -> None:
         config.acquisition_options,
         space=space,
     )
-    from bocli.engine import resolve_device
-
-    try:
-        resolve_device(config.device)
-    except ValueError as e:
-        msg = str(e)
-        raise RunError(msg if msg.startswith("--device") else f"--device: {msg}") from None
+    check_device(config.device)
 
 
 def _check_timeout(timeout: float | None) -> None:

@@ -160,12 +160,9 @@ def ask(
     if q < 1:
         raise UserError(f"-n must be at least 1, got {q}")
     if suggest_fn is None:
-        from bocli.engine import resolve_device
+        from bocli.engine import check_device
 
-        try:
-            resolve_device(device)
-        except ValueError as e:
-            raise UserError(str(e)) from None
+        check_device(device)
     with StudyStorage.open(path) as st:
         s = st.settings
         sur = surrogate or s.surrogate
