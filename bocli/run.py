@@ -376,6 +376,8 @@ def _recover(
     """Claim what an earlier run left in flight (and, with ``retry_failed``, the failed trials);
     return the trials to evaluate first."""
     queue: list[TrialRecord] = []
+    resumed: list[int] = []
+    retried: list[int] = []
     with st.write() as w:
         for t in w.trials():
             if t.state == "pending" and t.runner is not None:
@@ -388,14 +390,14 @@ def _recover(
                     continue
                 w.claim(t.trial_id, runner, t.attempts + 1)
                 queue.append(t)
+                resumed.append(t.trial_id)
             elif t.state == "failed" and retry_failed:
                 w.update(t, TrialUpdate(t.trial_id, "pending"), "run --retry-failed")
                 w.claim(t.trial_id, runner, 1)
                 queue.append(TrialRecord(t.trial_id, t.params, "pending", None, t.phase))
-    resumed = [t.trial_id for t in queue if t.state == "pending" and t.runner is not None]
+                retried.append(t.trial_id)
     if resumed:
         notes(f"evaluating again the trials in flight when the last run stopped: {_ids(resumed)}")
-    retried = [t.trial_id for t in queue if t.runner is None]
     if retried:
         notes(f"--retry-failed: evaluating failed trials once more: {_ids(retried)}")
     return queue
@@ -534,17 +536,16 @@ def run_optimization(
     config: RunConfig,
     out_dir: str | Path | None = None,
     *,
-    resume: bool = False,
     executor: cf.Executor | None = None,
     on_trial: Callable[[Trial], None] | None = None,
     on_suggest: Callable[[Suggestion, np.ndarray, np.ndarray], None] | None = None,
-    on_resume: Callable[[int], None] | None = None,
 ) -> list[Trial]:
     """Optimize a registered ``problem`` (or a user one) for ``config.budget`` evaluations.
 
-    With ``out_dir`` the run lives in ``out_dir/study.db`` (and ``out_dir/trials.csv``); without,
-    in a temporary study that is deleted afterwards (``compare``'s cells, tests). Returns every
-    finished trial, oldest first.
+    With ``out_dir`` (a new folder) the run lives in ``out_dir/study.db`` and
+    ``out_dir/trials.csv``; without, in a temporary study that is deleted afterwards
+    (``compare``'s cells, tests). Resuming is ``plan_run``'s. Returns every finished trial,
+    oldest first.
     """
     validate_config(config, problem.space)
     registered = is_registered(problem)
@@ -556,18 +557,9 @@ def run_optimization(
                 problem, study, config, executor=executor, on_trial=on_trial, on_suggest=on_suggest
             )
     out = Path(out_dir)
-    study = check_out_dir(out, resume)
-    if resume:
-        with StudyStorage.open(study) as st:
-            saved = saved_config(st)
-            n_done = sum(t.state in ("complete", "failed") for t in st.trials())
-        if saved is not None and saved.problem != config.problem:
-            raise RunError(f"--resume: {out} is a run of {saved.problem!r}, not {config.problem!r}")
-        if on_resume is not None:
-            on_resume(n_done)
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        create_run_study(study, problem, config, registered)
+    study = check_out_dir(out, resume=False)
+    out.mkdir(parents=True, exist_ok=True)
+    create_run_study(study, problem, config, registered)
     return optimize(
         problem,
         study,
@@ -639,7 +631,7 @@ def load_problem(
             raise RunError(f"--command: {e}") from None
     if target is None:
         raise RunError("give a PROBLEM (see `bocli problems`), or --space with --command")
-    if space_file or space is not None or (":" in target and not _registered_name(target)):
+    if space_file or space is not None or not names_registered_problem(target):
         from problems.user import python_problem
 
         try:
@@ -651,8 +643,11 @@ def load_problem(
     return get_problem(target)
 
 
-def _registered_name(target: str) -> bool:
-    """Whether ``target`` is ``NAME:key=value`` of a registered problem (not module:function)."""
+def names_registered_problem(target: str) -> bool:
+    """Whether ``target`` names a registered problem (``NAME`` or ``NAME:key=value``), not a user
+    objective (``module:function``, ``file.py:function``)."""
+    if ":" not in target:
+        return True
     from problems import list_problems
 
     name, _, rest = target.partition(":")
@@ -792,7 +787,9 @@ def _plan_existing(
             )
     validate_config(config)  # the cheap checks first, before an objective is loaded
     registered = (
-        config.problem != "command" and ":" not in config.problem and not obj.get("space_file")
+        config.problem != "command"
+        and not obj.get("space_file")
+        and names_registered_problem(config.problem)
     )
     # a run resumed from another folder finds its objective where it was started
     home = obj.get("cwd")

@@ -284,6 +284,18 @@ def test_resumed_from_another_folder_finds_its_objective_again(folder: Path) -> 
     check_run_is_whole(d, d / "run", 5)
 
 
+def test_a_registered_problem_with_settings_resumes(folder: Path) -> None:
+    """``NAME:key=value`` is a registered problem, not a module:function objective, on resume too."""
+    d, out = folder, folder / "run"
+    first = _bocli(
+        d, "run", "branin:noise_std=0.1", "-a", "random", "--budget", "3", "--out", str(out)
+    )
+    assert first.returncode == 0, first.stderr
+    res = _bocli(d, "run", "--out", str(out), "--resume", "--budget", "4", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["evaluations"] == 4
+
+
 def test_a_run_in_which_every_evaluation_failed_exits_non_zero(folder: Path) -> None:
     d, out = folder, folder / "run"
     env = _env(d, BOCLI_TEST_FAIL_ABOVE="-1")
