@@ -296,7 +296,6 @@ def optimize(
     with StudyStorage.open(path) as st, study_lock(path):
         s = st.settings
         space = s.space
-        optimum = problem.optimum
 
         exporter = ExportFile(export, space, s.problem) if export is not None else None
 
@@ -347,7 +346,7 @@ def optimize(
                     if exporter is not None:
                         exporter.append(st.trials(), t.trial_id)
                     if on_trial is not None:
-                        on_trial(_finished_trials(space, st.trials(), optimum, t.trial_id)[-1])
+                        on_trial(_finished_trials(space, st.trials(), problem, t.trial_id)[-1])
         except BaseException:
             # interrupted (Ctrl-C) or failed: what was running did not finish, so it does not
             # count as an attempt; the next run evaluates it under the same trial id
@@ -362,7 +361,7 @@ def optimize(
             st.sync()
             if exporter is not None:  # the canonical file: every finished trial, by id
                 exporter.rewrite(st.trials())
-        return _finished_trials(space, st.trials(), optimum)
+        return _finished_trials(space, st.trials(), problem)
 
 
 def _submit(executor: cf.Executor, problem: Problem, t: TrialRecord, seed: int) -> cf.Future:
@@ -441,13 +440,13 @@ def _release(st: StudyStorage, trials: list[TrialRecord]) -> None:
 
 
 def _finished_trials(
-    space: Any, records: list[TrialRecord], optimum: float | None, upto: int | None = None
+    space: Any, records: list[TrialRecord], problem: Problem, upto: int | None = None
 ) -> list[Trial]:
     """The finished trials (up to trial id ``upto``) with best-so-far and regret."""
     from bocli.study import best_so_far
 
     out: list[Trial] = []
-    for t, best, regret in best_so_far(space, records, optimum):
+    for t, best, regret in best_so_far(space, records, problem.regret):
         if upto is not None and t.trial_id > upto:
             break
         if t.state not in ("complete", "failed"):

@@ -673,15 +673,21 @@ def _best(space: Space, trials: Sequence[TrialRecord]) -> TrialRecord | None:
     return max(done, key=lambda t: (sign * t.value, -t.trial_id))  # type: ignore[operator]
 
 
-def _regret(problem: str | None, value: float | None) -> float | None:
-    if problem is None or value is None:
+def _registered(problem: str | None) -> Any:
+    """The registered problem a study was made from (its optimum gives regret), or None."""
+    if problem is None:
         return None
     try:
         from problems import get_problem
 
-        return get_problem(problem).regret(value)
+        return get_problem(problem)
     except Exception:  # a problem that is no longer registered: no regret, not an error
         return None
+
+
+def _regret(problem: str | None, value: float | None) -> float | None:
+    p = _registered(problem)
+    return None if p is None or value is None else p.regret(value)
 
 
 def best_trial(path: str | Path) -> dict[str, Any]:
@@ -775,19 +781,18 @@ def export_columns(space: Space) -> list[str]:
 
 
 def best_so_far(
-    space: Space, trials: Sequence[TrialRecord], optimum: float | None
+    space: Space,
+    trials: Sequence[TrialRecord],
+    regret: Callable[[float | None], float | None] | None = None,
 ) -> Iterator[tuple[TrialRecord, float | None, float | None]]:
     """Each trial with the best complete value among trials with its id or a smaller one, and
-    that value's regret (None without a known optimum)."""
+    that value's ``regret`` (a problem's ``Problem.regret``; None without one)."""
     sign = space.objective.sign
     best: float | None = None
     for t in trials:
         if t.state == "complete" and (best is None or sign * t.value > sign * best):  # type: ignore[operator]
             best = t.value
-        regret = None
-        if optimum is not None and best is not None:
-            regret = max(0.0, sign * (optimum - best))
-        yield t, best, regret
+        yield t, best, None if regret is None else regret(best)
 
 
 def _export_row(
@@ -819,7 +824,10 @@ def trial_rows(
     """Every trial as an export row (columns ``export_columns``), in trial-id order;
     ``best_so_far`` is the best complete value among trials with this id or a smaller one,
     ``regret`` its distance to a registered problem's known optimum."""
-    return [_export_row(space, *x) for x in best_so_far(space, trials, _optimum(problem))]
+    p = _registered(problem)
+    return [
+        _export_row(space, *x) for x in best_so_far(space, trials, None if p is None else p.regret)
+    ]
 
 
 class ExportFile:
@@ -840,7 +848,8 @@ class ExportFile:
         self.path = Path(path)
         self.space = space
         self.columns = export_columns(space)
-        self.optimum = _optimum(problem)
+        p = _registered(problem)
+        self.regret = p.regret if p is not None else None
 
     def _lines(self, rows: list[dict[str, Any]]) -> str:
         text = to_csv_text(self.columns, rows)
@@ -850,7 +859,7 @@ class ExportFile:
         """Replace the file with every finished trial of ``trials`` (all of the study, by id)."""
         rows = [
             _export_row(self.space, *x)
-            for x in best_so_far(self.space, trials, self.optimum)
+            for x in best_so_far(self.space, trials, self.regret)
             if x[0].state in self.FINISHED
         ]
         write_csv(self.path, to_csv_text(self.columns, rows), durable=False)
@@ -860,22 +869,11 @@ class ExportFile:
         if not self.path.exists():
             self.rewrite(trials)
             return
-        for t, best, regret in best_so_far(self.space, trials, self.optimum):
+        for t, best, regret in best_so_far(self.space, trials, self.regret):
             if t.trial_id == trial_id:
                 with self.path.open("a", encoding="utf-8", newline="") as f:
                     f.write(self._lines([_export_row(self.space, t, best, regret)]))
                 return
-
-
-def _optimum(problem: str | None) -> float | None:
-    if problem is None:
-        return None
-    try:
-        from problems import get_problem
-
-        return get_problem(problem).optimum
-    except Exception:  # a problem that is no longer registered: no regret, not an error
-        return None
 
 
 def export_rows(path: str | Path) -> tuple[list[str], list[dict[str, Any]]]:
