@@ -38,6 +38,7 @@ __all__ = [
     "IntParam",
     "Objective",
     "OrdinalParam",
+    "OutcomeConstraint",
     "Param",
     "Space",
     "SpaceError",
@@ -418,25 +419,119 @@ def _validate_choices(name: str, key: str, choices: Sequence[Any]) -> None:
 
 @dataclass(frozen=True)
 class Objective:
-    """What is measured and whether bigger is better."""
+    """What is measured and whether bigger is better.
+
+    Attributes:
+        name: The outcome's name (its CSV column).
+        direction: ``minimize`` or ``maximize``.
+        threshold: With several objectives, the worst value still worth having (Ax's objective
+            threshold); the thresholds form the hypervolume's reference point. None: inferred from
+            the data at the first model-based proposal.
+    """
 
     name: str = "objective"
     direction: str = "minimize"
+    threshold: float | None = None
 
     def __post_init__(self) -> None:
         _check_name("objective", self.name)
         if self.direction not in ("minimize", "maximize"):
             raise SpaceError(
-                f"objective: 'direction' must be 'minimize' or 'maximize', got {self.direction!r}"
+                f"objective '{self.name}': 'direction' must be 'minimize' or 'maximize', got "
+                f"{self.direction!r}{_suggest(str(self.direction), ('minimize', 'maximize'))}"
             )
+        if self.threshold is not None:
+            _number(f"objective '{self.name}'", "threshold", self.threshold)
 
     @property
     def sign(self) -> float:
         """+1 when maximizing, -1 when minimizing: models always maximize ``sign * value``."""
         return 1.0 if self.direction == "maximize" else -1.0
 
-    def to_dict(self) -> dict[str, str]:
-        return {"name": self.name, "direction": self.direction}
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "direction": self.direction}
+        if self.threshold is not None:
+            out["threshold"] = self.threshold
+        return out
+
+
+@dataclass(frozen=True)
+class OutcomeConstraint:
+    """A bound on a measured outcome: feasible iff ``min <= value <= max`` (either may be absent).
+
+    The outcome is an objective or an outcome measured only for this constraint (its own column).
+    """
+
+    name: str
+    min: float | None = None
+    max: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_name("outcome constraint", self.name)
+        where = f"outcome_constraints ({self.name})"
+        if self.min is None and self.max is None:
+            raise SpaceError(f"{where}: give 'min' or 'max' (or both)")
+        for key in ("min", "max"):
+            if getattr(self, key) is not None:
+                _number(where, key, getattr(self, key))
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise SpaceError(f"{where}: 'min' ({self.min:g}) is above 'max' ({self.max:g})")
+
+    def bounds(self) -> list[tuple[str, float]]:
+        """``[("min", a), ("max", b)]``: one entry per bound given."""
+        return [
+            (k, float(getattr(self, k))) for k in ("min", "max") if getattr(self, k) is not None
+        ]
+
+    def holds(self, value: float) -> bool:
+        """Whether a measured value satisfies the constraint."""
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+    def describe(self) -> str:
+        """``purity >= 0.95``, ``cost <= 20`` or ``0 <= ph <= 14``."""
+        if self.min is not None and self.max is not None:
+            return f"{self.min:g} <= {self.name} <= {self.max:g}"
+        if self.min is not None:
+            return f"{self.name} >= {self.min:g}"
+        return f"{self.name} <= {self.max:g}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        for key, value in self.bounds():
+            out[key] = value
+        return out
+
+
+def _objective_from_dict(where: str, spec: Any, with_threshold: bool) -> Objective:
+    if not isinstance(spec, Mapping):
+        raise SpaceError(f"{where}: expected a mapping with 'name' and 'direction'")
+    keys = ("name", "direction", "threshold") if with_threshold else ("name", "direction")
+    _check_keys(where, spec, keys)
+    name = spec.get("name", "objective")
+    if not isinstance(name, str) or not name:
+        raise SpaceError(f"{where}: 'name' must be a non-empty string")
+    threshold = spec.get("threshold")
+    if threshold is not None:
+        threshold = _number(f"{where} ({name})", "threshold", threshold)
+    return Objective(name, spec.get("direction", "minimize"), threshold)
+
+
+def _constraint_from_dict(i: int, spec: Any) -> OutcomeConstraint:
+    where = f"outcome_constraints[{i}]"
+    if not isinstance(spec, Mapping):
+        raise SpaceError(f"{where}: expected a mapping like {{name: purity, min: 0.95}}")
+    _check_keys(where, spec, ("name", "min", "max"))
+    name = spec.get("name")
+    if not isinstance(name, str) or not name:
+        raise SpaceError(f"{where}: 'name' is required and must be a non-empty string")
+    where = f"{where} ({name})"
+    bounds = {}
+    for key in ("min", "max"):
+        if spec.get(key) is not None:
+            bounds[key] = _number(where, key, spec[key])
+    if not bounds:
+        raise SpaceError(f"{where}: give 'min' or 'max' (or both)")
+    return OutcomeConstraint(name, bounds.get("min"), bounds.get("max"))
 
 
 _PARAM_KEYS = {
@@ -493,15 +588,20 @@ def _param_from_dict(i: int, spec: Any) -> Param:
 
 @dataclass(frozen=True)
 class Space:
-    """An ordered collection of parameters plus the objective; encodes to the unit cube.
+    """An ordered collection of parameters plus what is measured; encodes to the unit cube.
 
     Attributes:
         parameters: The parameters, one encoded dimension each, in this order.
-        objective: The objective's name and direction.
+        objective: The (first) objective's name and direction. With ``objectives`` given, it is
+            ``objectives[0]``.
+        objectives: Every objective (one for a single-objective space, the default).
+        outcome_constraints: Bounds on measured outcomes (objectives or outcomes of their own).
     """
 
     parameters: tuple[Param, ...]
     objective: Objective = field(default_factory=Objective)
+    objectives: tuple[Objective, ...] = ()
+    outcome_constraints: tuple[OutcomeConstraint, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.parameters:
@@ -511,14 +611,94 @@ class Space:
                 f"space: at most {MAX_PARAMETERS} parameters (the Sobol design's limit), got "
                 f"{len(self.parameters)}"
             )
+        if self.objectives:
+            object.__setattr__(self, "objectives", tuple(self.objectives))
+            object.__setattr__(self, "objective", self.objectives[0])
+        else:
+            object.__setattr__(self, "objectives", (self.objective,))
+        object.__setattr__(self, "outcome_constraints", tuple(self.outcome_constraints))
         names = [p.name for p in self.parameters]
         for n in names:
             if names.count(n) > 1:
                 raise SpaceError(f"space: parameter name '{n}' is used more than once")
-        if self.objective.name in names:
+        folded = {n.casefold() for n in names}
+        seen: set[str] = set()
+        for o in self.objectives:
+            if o.name in names or o.name.casefold() in folded:
+                raise SpaceError(f"space: objective name '{o.name}' clashes with a parameter name")
+            if o.name.casefold() in seen:
+                raise SpaceError(f"space: objective name '{o.name}' is used more than once")
+            seen.add(o.name.casefold())
+        if len(self.objectives) == 1 and self.objectives[0].threshold is not None:
             raise SpaceError(
-                f"space: objective name '{self.objective.name}' clashes with a parameter name"
+                f"objective '{self.objective.name}': 'threshold' needs two or more objectives "
+                "(it forms the hypervolume's reference point); bound a single objective with "
+                "outcome_constraints"
             )
+        seen_c: set[str] = set()
+        for c in self.outcome_constraints:
+            if c.name in names or c.name.casefold() in folded:
+                raise SpaceError(
+                    f"outcome_constraints ({c.name}): the name clashes with a parameter name"
+                )
+            if c.name.casefold() in seen_c:
+                raise SpaceError(
+                    f"outcome_constraints ({c.name}): the outcome is constrained twice; give "
+                    "'min' and 'max' in one entry"
+                )
+            seen_c.add(c.name.casefold())
+            clash = [o.name for o in self.objectives if o.name.casefold() == c.name.casefold()]
+            if clash and clash[0] != c.name:
+                raise SpaceError(
+                    f"outcome_constraints ({c.name}): differs from objective '{clash[0]}' only in "
+                    "letter case; use one spelling"
+                )
+
+    # ----- outcomes -----------------------------------------------------------------------
+    @property
+    def outcome_names(self) -> list[str]:
+        """Every measured outcome, one CSV column each: the objectives, then constrained outcomes
+        that are not objectives (in the order the space lists them)."""
+        out = [o.name for o in self.objectives]
+        out += [c.name for c in self.outcome_constraints if c.name not in out]
+        return out
+
+    @property
+    def is_multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
+    def has_outcome_constraints(self) -> bool:
+        return bool(self.outcome_constraints)
+
+    @property
+    def is_single_outcome(self) -> bool:
+        """One objective and no constraint: a trial has one value (the classic case)."""
+        return len(self.objectives) == 1 and not self.outcome_constraints
+
+    def outcome_signs(self) -> np.ndarray:
+        """Per outcome (``outcome_names`` order): the objective's sign, 1 for constraint-only
+        outcomes. ``signs * values`` is what the models maximize."""
+        signs = {o.name: o.sign for o in self.objectives}
+        return np.array([signs.get(n, 1.0) for n in self.outcome_names], dtype=np.float64)
+
+    def feasible(self, values: np.ndarray) -> np.ndarray:
+        """Whether each row of ``values`` (``n x k``, ``outcome_names`` order; NaN = not measured)
+        satisfies every outcome constraint -> ``n`` booleans (NaN rows are infeasible)."""
+        values = np.asarray(values, dtype=np.float64).reshape(-1, len(self.outcome_names))
+        ok = np.all(np.isfinite(values), axis=1)
+        for c in self.outcome_constraints:
+            col = values[:, self.outcome_names.index(c.name)]
+            with np.errstate(invalid="ignore"):
+                if c.min is not None:
+                    ok &= col >= c.min
+                if c.max is not None:
+                    ok &= col <= c.max
+        return ok
+
+    def thresholds(self) -> list[float | None]:
+        """Each objective's threshold (None where not given)."""
+        return [o.threshold for o in self.objectives]
 
     # ----- construction -------------------------------------------------------------------
     @classmethod
@@ -526,20 +706,29 @@ class Space:
         """Build a space from the YAML/JSON structure documented in DESIGN.md."""
         if not isinstance(spec, Mapping):
             raise SpaceError("space: expected a mapping with 'parameters' (and 'objective')")
-        _check_keys("space", spec, ("parameters", "objective"))
+        _check_keys("space", spec, ("parameters", "objective", "objectives", "outcome_constraints"))
         params = spec.get("parameters")
         if not isinstance(params, list):
             raise SpaceError("space: 'parameters' is required and must be a list")
         parsed = tuple(_param_from_dict(i, p) for i, p in enumerate(params))
-        obj_spec = spec.get("objective", {}) or {}
-        if not isinstance(obj_spec, Mapping):
-            raise SpaceError("objective: expected a mapping with 'name' and 'direction'")
-        _check_keys("objective", obj_spec, ("name", "direction"))
-        name = obj_spec.get("name", "objective")
-        if not isinstance(name, str) or not name:
-            raise SpaceError("objective: 'name' must be a non-empty string")
-        objective = Objective(name, obj_spec.get("direction", "minimize"))
-        return cls(parsed, objective)
+        if "objective" in spec and "objectives" in spec:
+            raise SpaceError("space: give 'objective' (one) or 'objectives' (a list), not both")
+        if "objectives" in spec:
+            objs = spec["objectives"]
+            if not isinstance(objs, list) or not objs:
+                raise SpaceError(
+                    "objectives: expected a non-empty list of {name, direction, threshold}"
+                )
+            objectives = tuple(
+                _objective_from_dict(f"objectives[{i}]", o, True) for i, o in enumerate(objs)
+            )
+        else:
+            objectives = (_objective_from_dict("objective", spec.get("objective") or {}, False),)
+        cons = spec.get("outcome_constraints") or []
+        if not isinstance(cons, list):
+            raise SpaceError("outcome_constraints: expected a list of {name, min} or {name, max}")
+        constraints = tuple(_constraint_from_dict(i, c) for i, c in enumerate(cons))
+        return cls(parsed, objectives[0], objectives, constraints)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Space:
@@ -570,10 +759,14 @@ class Space:
             raise SpaceError(f"{path}: {e}") from None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "parameters": [p.to_dict() for p in self.parameters],
-            "objective": self.objective.to_dict(),
-        }
+        out: dict[str, Any] = {"parameters": [p.to_dict() for p in self.parameters]}
+        if len(self.objectives) == 1:  # the classic form, as studies before several objectives
+            out["objective"] = self.objective.to_dict()
+        else:
+            out["objectives"] = [o.to_dict() for o in self.objectives]
+        if self.outcome_constraints:
+            out["outcome_constraints"] = [c.to_dict() for c in self.outcome_constraints]
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

@@ -17,7 +17,7 @@ import numpy as np
 
 from bocli.space import Space
 
-__all__ = ["ObjectiveError", "Problem"]
+__all__ = ["ObjectiveError", "Problem", "outcome_values"]
 
 
 class ObjectiveError(RuntimeError):
@@ -31,11 +31,17 @@ class Problem:
     Attributes:
         name: Registry name (e.g. ``branin``, ``hartmann6``).
         space: Parameters plus the objective's name and direction.
-        fn: ``fn(params) -> float``, the noiseless value (or the real measurement for user objectives).
-        optimum: Best achievable value in the objective's direction, if known (regret = distance to it).
-        noise_std: Standard deviation of Gaussian noise added by ``evaluate``.
+        fn: ``fn(params) -> float``, the noiseless value (or the real measurement for user
+            objectives). With several outcomes (objectives and constrained outcomes, see
+            ``Space.outcome_names``) it returns a mapping ``{outcome name: value}`` holding every
+            outcome, or a sequence in ``outcome_names`` order.
+        optimum: Best achievable value in the objective's direction, if known (regret = distance to
+            it). Single objective only.
+        noise_std: Standard deviation of Gaussian noise added to every outcome by ``evaluate``.
         description: One line for ``bocli problems``.
         timeout: Seconds an evaluation may take before it counts as failed (None = no limit).
+        max_hv: With several objectives, the largest hypervolume reachable against the reference
+            point formed by the objectives' thresholds, if known (log hypervolume regret).
     """
 
     name: str
@@ -46,6 +52,7 @@ class Problem:
     description: str = ""
     timeout: float | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
+    max_hv: float | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.noise_std) and self.noise_std >= 0):
@@ -55,30 +62,90 @@ class Problem:
         if not callable(self.fn):
             raise TypeError(f"problem '{self.name}': fn must be callable, got {self.fn!r}")
 
-    def evaluate(self, params: Mapping[str, Any], rng: np.random.Generator | None = None) -> float:
-        """Evaluate one point; raises ObjectiveError for a failure or a non-finite value."""
+    def evaluate_outcomes(
+        self, params: Mapping[str, Any], rng: np.random.Generator | None = None
+    ) -> dict[str, float]:
+        """Evaluate one point -> ``{outcome name: value}`` for every outcome of the space.
+
+        Raises:
+            ObjectiveError: The objective raised, timed out, returned a non-finite value, or did not
+                return every outcome.
+        """
         clean = self.space.validate(params)
         try:
             if self.timeout is not None and not getattr(self.fn, "handles_timeout", False):
-                value = call_with_timeout(self.fn, clean, self.timeout)
+                result = call_with_timeout(self.fn, clean, self.timeout)
             else:
-                value = float(self.fn(clean))
+                result = self.fn(clean)
         except ObjectiveError:
             raise
         except Exception as e:  # a user objective may raise anything
             raise ObjectiveError(f"objective raised {type(e).__name__}: {e}") from e
-        if not math.isfinite(value):
-            raise ObjectiveError(f"objective returned a non-finite value ({value})")
+        values = outcome_values(result, self.space.outcome_names)
         if self.noise_std > 0:
             rng = rng if rng is not None else np.random.default_rng()
-            value += float(rng.normal(0.0, self.noise_std))
-        return value
+            values = {k: v + float(rng.normal(0.0, self.noise_std)) for k, v in values.items()}
+        return values
+
+    def evaluate(self, params: Mapping[str, Any], rng: np.random.Generator | None = None) -> float:
+        """Evaluate one point of a single-outcome problem -> its value (``evaluate_outcomes``
+        for several); raises ObjectiveError for a failure or a non-finite value."""
+        if not self.space.is_single_outcome:
+            raise TypeError(f"problem '{self.name}' has several outcomes: use evaluate_outcomes")
+        return self.evaluate_outcomes(params, rng)[self.space.objective.name]
 
     def regret(self, best: float | None) -> float | None:
         """Simple regret of a best-so-far value (>= 0), or None when the optimum is unknown."""
         if self.optimum is None or best is None or not math.isfinite(best):
             return None
         return max(0.0, self.space.objective.sign * (self.optimum - best))
+
+
+def outcome_values(result: Any, names: list[str]) -> dict[str, float]:
+    """What an objective returned -> ``{name: finite float}`` for every outcome in ``names``.
+
+    Accepted: a number (one outcome only), a mapping holding every name (more keys are ignored), or
+    a sequence of numbers in ``names`` order. Anything else is an ``ObjectiveError`` naming what is
+    missing or wrong.
+    """
+    if isinstance(result, Mapping):
+        missing = [n for n in names if n not in result]
+        if missing:
+            keys = ", ".join(map(str, result)) or "none"
+            raise ObjectiveError(
+                f"objective returned no {', '.join(repr(m) for m in missing)} (keys: {keys})"
+            )
+        raw = {n: result[n] for n in names}
+    elif isinstance(result, list | tuple | np.ndarray) and not isinstance(result, str):
+        items = list(np.asarray(result, dtype=object).reshape(-1))
+        if len(items) != len(names):
+            raise ObjectiveError(
+                f"objective returned {len(items)} values, expected {len(names)} "
+                f"({', '.join(names)})"
+            )
+        raw = dict(zip(names, items, strict=True))
+    else:
+        if len(names) != 1:
+            raise ObjectiveError(
+                f"objective returned one value, expected {len(names)} ({', '.join(names)}): "
+                "return a mapping {name: value}"
+            )
+        raw = {names[0]: result}
+    out: dict[str, float] = {}
+    for name, v in raw.items():
+        if isinstance(v, bool):
+            raise ObjectiveError(f"objective returned {v!r} for '{name}', not a number")
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            shown = repr(v)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise ObjectiveError(f"objective returned {shown} for '{name}', not a number") from None
+        if not math.isfinite(f):
+            what = f" for '{name}'" if len(names) > 1 else ""
+            raise ObjectiveError(f"objective returned a non-finite value ({f}){what}")
+        out[name] = f
+    return out
 
 
 def describe_exit(code: int) -> str:
@@ -93,7 +160,10 @@ def describe_exit(code: int) -> str:
 
 def _child(fn: Callable[[Mapping[str, Any]], float], params: dict[str, Any], conn: Any) -> None:
     try:
-        conn.send(("ok", float(fn(params))))
+        result = fn(params)
+        if isinstance(result, Mapping):
+            result = dict(result)
+        conn.send(("ok", result))
     except BaseException as e:  # report everything, including SystemExit, to the parent
         conn.send(("error", f"objective raised {type(e).__name__}: {e}"))
     finally:
@@ -101,8 +171,8 @@ def _child(fn: Callable[[Mapping[str, Any]], float], params: dict[str, Any], con
 
 
 def call_with_timeout(
-    fn: Callable[[Mapping[str, Any]], float], params: dict[str, Any], timeout: float
-) -> float:
+    fn: Callable[[Mapping[str, Any]], Any], params: dict[str, Any], timeout: float
+) -> Any:
     """Run ``fn(params)`` in a fresh (spawned) process and kill it after ``timeout`` seconds.
 
     A Python call cannot be interrupted safely inside its own process, so objectives with a
@@ -134,4 +204,4 @@ def call_with_timeout(
         parent.close()
     if status != "ok":
         raise ObjectiveError(payload)
-    return float(payload)
+    return payload
