@@ -144,6 +144,12 @@ class AcqContext:
         options: Acquisition settings (``--acquisition-option``), e.g. ``beta`` for UCB.
         num_restarts: Optimizer restarts.
         raw_samples: Raw samples for the optimizer's initial conditions.
+        objectives: Columns of ``train_Y`` (model outputs) that are objectives; the others are
+            constrained outcomes. One objective: column 0.
+        constraints: botorch outcome constraints, callables ``samples (... x k) -> ...`` that are
+            negative where feasible, or None.
+        ref_point: With several objectives, the reference point in model units (``m``,
+            maximization, standardized like ``train_Y``).
     """
 
     model: Model
@@ -156,10 +162,65 @@ class AcqContext:
     options: dict[str, Any] = field(default_factory=dict)
     num_restarts: int = 10
     raw_samples: int = 512
+    objectives: tuple[int, ...] = (0,)
+    constraints: list[Callable[[Tensor], Tensor]] | None = None
+    ref_point: Tensor | None = None
 
     @property
     def d(self) -> int:
         return self.train_X.shape[-1]
+
+    @property
+    def multi(self) -> bool:
+        """Several objectives."""
+        return len(self.objectives) > 1
+
+    @property
+    def n_outcomes(self) -> int:
+        return int(self.train_Y.shape[-1])
+
+    def mc_objective(self) -> Any:
+        """The botorch MC objective selecting the objective outputs from a model with several
+        outputs, or None when the model's only output is the objective."""
+        if self.n_outcomes == 1:
+            return None
+        if self.multi:
+            from botorch.acquisition.multi_objective.objective import (
+                IdentityMCMultiOutputObjective,
+            )
+
+            return IdentityMCMultiOutputObjective(outcomes=list(self.objectives))
+        from botorch.acquisition.objective import GenericMCObjective
+
+        j = self.objectives[0]
+        return GenericMCObjective(lambda Z, X=None: Z[..., j])
+
+    def feasible_train(self) -> Tensor:
+        """``n`` booleans: observed points that satisfy every outcome constraint."""
+        import torch
+
+        ok = torch.ones(len(self.train_Y), dtype=torch.bool, device=self.train_Y.device)
+        for c in self.constraints or []:
+            ok &= c(self.train_Y) <= 0
+        return ok
+
+    def good_points(self, k: int = 5) -> Tensor:
+        """Up to ``k`` of the best observed points (feasible ones first): the top objective
+        values, or with several objectives the non-dominated points. ``k' x d``."""
+        import torch
+
+        Y = self.train_Y[..., list(self.objectives)]
+        feas = self.feasible_train()
+        if self.multi:
+            from botorch.utils.multi_objective.pareto import is_non_dominated
+
+            pool = feas if feas.any() else torch.ones_like(feas)
+            mask = torch.zeros_like(pool)
+            mask[pool] = is_non_dominated(Y[pool], deduplicate=False)
+            idx = torch.nonzero(mask).reshape(-1)
+            return self.train_X[idx[torch.randperm(len(idx))[:k]]] if len(idx) else self.train_X[:0]
+        score = Y[..., 0] + torch.where(feas, 0.0, -1e6)
+        return self.train_X[torch.argsort(-score)[: min(k, len(score))]]
 
     @property
     def tkwargs(self) -> dict[str, Any]:
@@ -180,11 +241,9 @@ class AcqContext:
 
         rng = np.random.default_rng(self.seed)
         sobol = self.space.sobol(n, seed=int(rng.integers(2**31)))
-        X = self.train_X.detach().cpu().numpy()
-        Y = self.train_Y.detach().cpu().numpy().ravel()
+        top = self.good_points(5).detach().cpu().numpy()
         parts = [sobol]
-        if len(X):
-            top = X[np.argsort(-Y)[: min(5, len(X))]]
+        if len(top):
             for scale in (0.02, 0.1):
                 local = top[rng.integers(len(top), size=n // 4)] + rng.normal(
                     0, scale, size=(n // 4, self.d)
@@ -208,12 +267,46 @@ class AcquisitionSpec:
     propose: Callable[[AcqContext], Tensor]
     uses_model: bool = True
     options: tuple[AcqOption, ...] = ()
+    single_objective: bool = True
+    constraints: bool = False
+    multi: MultiObjectiveSpec | None = None
+
+    def run(self, ctx: AcqContext) -> Tensor:
+        """Propose with the single- or the multi-objective form, as the context needs."""
+        if ctx.multi:
+            if self.multi is None:
+                raise ValueError(f"acquisition '{self.name}' has no multi-objective form")
+            return self.multi.propose(ctx)
+        return self.propose(ctx)
+
+    def describe(self, multi: bool = False) -> str:
+        if multi:
+            return self.multi.description if self.multi is not None else ""
+        return self.description
 
     def option(self, name: str) -> AcqOption:
         for opt in self.options:
             if opt.name == name:
                 return opt
         raise KeyError(name)
+
+    def supports(self, capabilities: frozenset[str]) -> bool:
+        return any(alt <= capabilities for alt in self.requires)
+
+    def requirement_text(self) -> str:
+        return " or ".join("+".join(sorted(alt)) or "-" for alt in self.requires)
+
+
+@dataclass(frozen=True)
+class MultiObjectiveSpec:
+    """What an acquisition means with several objectives (the same idea, a hypervolume or Pareto
+    form): its own proposal, description, model requirements and whether it takes outcome
+    constraints."""
+
+    description: str
+    requires: tuple[frozenset[str], ...]
+    propose: Callable[[AcqContext], Tensor]
+    constraints: bool = False
 
     def supports(self, capabilities: frozenset[str]) -> bool:
         return any(alt <= capabilities for alt in self.requires)
@@ -231,12 +324,16 @@ def register_acquisition(
     requires: set[str] | list[set[str]] = frozenset(),
     uses_model: bool = True,
     options: tuple[AcqOption, ...] = (),
+    constraints: bool = False,
+    single_objective: bool = True,
 ) -> Callable[[Callable[[AcqContext], Tensor]], Callable[[AcqContext], Tensor]]:
     """Decorator: register ``propose(ctx) -> q x d`` under ``name``; duplicates are an error.
 
     ``requires`` is one set of capability names, or a list of alternative sets. ``options``
     declares every ``--acquisition-option`` the acquisition reads (``opt(ctx, name)``), so they are
-    checked before any work (``check_acquisition_options``).
+    checked before any work (``check_acquisition_options``). ``constraints``: it takes outcome
+    constraints. ``single_objective`` False: it exists only in a multi-objective form
+    (``register_multi_objective``).
     """
     alternatives = (
         tuple(frozenset(a) for a in requires)
@@ -248,8 +345,39 @@ def register_acquisition(
         if name in ACQUISITIONS:
             raise ValueError(f"acquisition '{name}' is already registered")
         ACQUISITIONS[name] = AcquisitionSpec(
-            name, description, alternatives, fn, uses_model, tuple(options)
+            name,
+            description,
+            alternatives,
+            fn,
+            uses_model,
+            tuple(options),
+            single_objective=single_objective,
+            constraints=constraints,
         )
+        return fn
+
+    return deco
+
+
+def register_multi_objective(
+    name: str,
+    description: str,
+    requires: set[str] | list[set[str]] = frozenset(),
+    constraints: bool = False,
+) -> Callable[[Callable[[AcqContext], Tensor]], Callable[[AcqContext], Tensor]]:
+    """Decorator: give the registered acquisition ``name`` its multi-objective form."""
+    alternatives = (
+        tuple(frozenset(a) for a in requires)
+        if isinstance(requires, list)
+        else (frozenset(requires),)
+    )
+
+    def deco(fn: Callable[[AcqContext], Tensor]) -> Callable[[AcqContext], Tensor]:
+        spec = ACQUISITIONS[name]
+        if spec.multi is not None:
+            raise ValueError(f"acquisition '{name}' already has a multi-objective form")
+        multi = MultiObjectiveSpec(description, alternatives, fn, constraints)
+        ACQUISITIONS[name] = dataclasses.replace(spec, multi=multi)
         return fn
 
     return deco
@@ -259,8 +387,11 @@ def acquisition_names() -> list[str]:
     return list(ACQUISITIONS)
 
 
-def check_compatible(surrogate: str, acquisition: str) -> None:
-    """Raise IncompatiblePairError (naming the surrogates that work) if the pair cannot run."""
+def check_compatible(surrogate: str, acquisition: str, space: Space | None = None) -> None:
+    """Raise IncompatiblePairError (naming what works) if the pair cannot run on ``space``: a
+    surrogate without what the acquisition needs, an acquisition without a multi-objective form on
+    a space with several objectives (or one that exists only in that form), or outcome constraints
+    that the acquisition cannot take."""
     from surrogates import get_surrogate_class, surrogate_names
 
     if acquisition not in ACQUISITIONS:
@@ -268,20 +399,45 @@ def check_compatible(surrogate: str, acquisition: str) -> None:
             f"unknown acquisition '{acquisition}'; choose from: {', '.join(ACQUISITIONS)}"
         )
     spec = ACQUISITIONS[acquisition]
+    multi = space is not None and space.is_multi_objective
+    constrained = space is not None and space.has_outcome_constraints
+    kind = "several objectives" if multi else "one objective"
+    usable = [a for a, sp in ACQUISITIONS.items() if _fits(sp, multi, constrained)]
+    if not _fits(spec, multi, constrained):
+        if (multi and spec.multi is None) or (not multi and not spec.single_objective):
+            why = f"has no form for {kind}"
+        else:
+            why = "does not take outcome constraints"
+        raise IncompatiblePairError(
+            f"acquisition '{acquisition}' {why}; with {kind}"
+            f"{' and outcome constraints' if constrained else ''} use: {', '.join(usable)}"
+        )
     caps = get_surrogate_class(surrogate).capabilities
-    if spec.supports(caps):
+    form: AcquisitionSpec | MultiObjectiveSpec = spec.multi if multi and spec.multi else spec
+    if form.supports(caps):
         return
     ok = [
         s
         for s in _loadable(surrogate_names())
-        if spec.supports(get_surrogate_class(s).capabilities)
+        if form.supports(get_surrogate_class(s).capabilities)
     ]
-    ok_acq = [a for a, sp in ACQUISITIONS.items() if sp.supports(caps)]
+    ok_acq = [
+        a
+        for a, sp in ACQUISITIONS.items()
+        if a in usable and (sp.multi if multi and sp.multi else sp).supports(caps)
+    ]
     raise IncompatiblePairError(
-        f"acquisition '{acquisition}' needs a model with {spec.requirement_text()}, which "
-        f"surrogate '{surrogate}' does not provide; '{acquisition}' works with: {', '.join(ok)}; "
-        f"'{surrogate}' works with: {', '.join(ok_acq)}"
+        f"acquisition '{acquisition}'{' (several objectives)' if multi else ''} needs a model with "
+        f"{form.requirement_text()}, which surrogate '{surrogate}' does not provide; "
+        f"'{acquisition}' works with: {', '.join(ok)}; '{surrogate}' works with: {', '.join(ok_acq)}"
     )
+
+
+def _fits(spec: AcquisitionSpec, multi: bool, constrained: bool) -> bool:
+    """Whether an acquisition has a form for this kind of space."""
+    if multi:
+        return spec.multi is not None and (spec.multi.constraints or not constrained)
+    return spec.single_objective and (spec.constraints or not constrained)
 
 
 def check_acquisition_options(name: str, options: dict[str, Any] | None) -> dict[str, Any]:
@@ -440,21 +596,33 @@ def _cheaper(ctx: AcqContext, num_restarts: int = 6, raw_samples: int = 256) -> 
 
 
 def _best_f(ctx: AcqContext) -> float:
-    return float(ctx.train_Y.max())
+    return float(ctx.train_Y[..., ctx.objectives[0]].max())
 
 
 # ----- the registry -------------------------------------------------------------------------------
-@register_acquisition("ei", "log noisy expected improvement (qLogNEI), batch and pending aware")
+@register_acquisition(
+    "ei", "log noisy expected improvement (qLogNEI), batch and pending aware", constraints=True
+)
 def _ei(ctx: AcqContext) -> Tensor:
     """qLogNEI from posterior samples; at q = 1 without pending points, a model whose posterior has
     a closed-form EI (``model.closed_form_ei`` and ``posterior.log_expected_improvement(best_f)``,
     e.g. the PFN's bar distribution) is scored exactly instead."""
-    if ctx.q == 1 and ctx.X_pending is None and getattr(ctx.model, "closed_form_ei", False):
+    if (
+        ctx.q == 1
+        and ctx.X_pending is None
+        and ctx.n_outcomes == 1
+        and getattr(ctx.model, "closed_form_ei", False)
+    ):
         return optimize(closed_form_log_ei(ctx.model, best_f=_best_f(ctx)), ctx)
     from botorch.acquisition.logei import qLogNoisyExpectedImprovement
 
     acqf = qLogNoisyExpectedImprovement(
-        ctx.model, X_baseline=ctx.train_X, X_pending=ctx.X_pending, prune_baseline=True
+        ctx.model,
+        X_baseline=ctx.train_X,
+        X_pending=ctx.X_pending,
+        prune_baseline=True,
+        objective=ctx.mc_objective(),
+        constraints=ctx.constraints,
     )
     return optimize(acqf, ctx)
 
@@ -619,6 +787,7 @@ def _jes(ctx: AcqContext) -> Tensor:
 @register_acquisition(
     "ts",
     "Thompson sampling on a Sobol + local candidate set",
+    constraints=True,
     options=(
         AcqOption(
             "num_candidates", int, 2048, low=16, high=100_000, help="Sobol candidates per draw"
@@ -632,6 +801,8 @@ def _ts(ctx: AcqContext) -> Tensor:
     from botorch.generation.sampling import MaxPosteriorSampling
 
     cand = ctx.candidate_set(opt(ctx, "num_candidates", "ts"))
+    if ctx.n_outcomes > 1:
+        return _snap(thompson_pick(ctx, cand), ctx)
     with torch.no_grad(), torch.random.fork_rng():
         torch.manual_seed(ctx.seed)
         try:
@@ -642,6 +813,56 @@ def _ts(ctx: AcqContext) -> Tensor:
             log.info("ts: joint sampling failed (%s); using an eigendecomposition", e)
             picks = _thompson_fallback(ctx.model, cand, ctx.q)
     return _snap(picks.reshape(ctx.q, ctx.d), ctx)
+
+
+def thompson_pick(ctx: AcqContext, cand: Tensor) -> Tensor:
+    """Thompson sampling with several model outputs: each of the ``q`` points comes from its own
+    joint draw of every outcome on ``cand`` (``c x d``). One objective: the best feasible
+    candidate of the draw (the least violating one when none is). Several objectives: from the
+    draw's feasible Pareto set, the candidate adding the most hypervolume (against the reference
+    point) to the observed front and the points already picked. Returns ``q x d``."""
+    import numpy as np
+    import torch
+
+    from bocli.pareto import hypervolume
+
+    with torch.no_grad(), torch.random.fork_rng():
+        torch.manual_seed(ctx.seed)
+        draws = ctx.model.posterior(cand).rsample(torch.Size([ctx.q]))  # q x c x k
+    draws = draws.reshape(ctx.q, len(cand), -1)
+    obj = list(ctx.objectives)
+    picks: list[int] = []
+    chosen_Y: list[np.ndarray] = []
+    Y_obs = ctx.train_Y[ctx.feasible_train()][..., obj].detach().cpu().double().numpy()
+    for j in range(ctx.q):
+        Z = draws[j]
+        violation = torch.zeros(len(cand), dtype=Z.dtype, device=Z.device)
+        for c in ctx.constraints or []:
+            violation = violation + c(Z).clamp_min(0.0)
+        feasible = violation <= 0
+        free = torch.ones(len(cand), dtype=torch.bool, device=Z.device)
+        free[picks] = False
+        if not (feasible & free).any():
+            order = torch.argsort(violation + torch.where(free, 0.0, float("inf")))
+            picks.append(int(order[0]))
+            continue
+        pool = torch.nonzero(feasible & free).reshape(-1)
+        if not ctx.multi:
+            picks.append(int(pool[torch.argmax(Z[pool, obj[0]])]))
+            continue
+        vals = Z[pool][:, obj].detach().cpu().double().numpy()
+        ref = ctx.ref_point.detach().cpu().double().numpy()
+        dirs = ["maximize"] * len(obj)
+        base = np.concatenate([Y_obs, *chosen_Y]) if len(Y_obs) or chosen_Y else vals[:0]
+        hv0 = hypervolume(base, dirs, ref)
+        gains = np.array([hypervolume(np.vstack([base, v[None]]), dirs, ref) - hv0 for v in vals])
+        if gains.max() <= 0:  # nothing beats the front in this draw: the draw's best scalarization
+            w = np.random.default_rng(ctx.seed + j).dirichlet(np.ones(len(obj)))
+            gains = np.min((vals - ref) / w, axis=1)
+        best = int(np.argmax(gains))
+        picks.append(int(pool[best]))
+        chosen_Y.append(vals[best][None])
+    return cand[picks]
 
 
 def _thompson_fallback(model: Model, cand: Tensor, q: int) -> Tensor:
@@ -671,7 +892,9 @@ def _thompson_fallback(model: Model, cand: Tensor, q: int) -> Tensor:
     return cand[picks]
 
 
-@register_acquisition("random", "uniform random search (a baseline)", uses_model=False)
+@register_acquisition(
+    "random", "uniform random search (a baseline)", uses_model=False, constraints=True
+)
 def _random(ctx: AcqContext) -> Tensor:
     import numpy as np
     import torch
@@ -789,3 +1012,7 @@ def _ensemble_jes(ctx: AcqContext) -> AcquisitionFunction:
             return info(torch.cat([X, P], dim=-2)) - info(P)
 
     return _EnsembleJES(model)
+
+
+# the multi-objective forms register themselves on the names above
+from bocli import acquisition_mo  # noqa: E402, F401

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bocli.errors import UserError
-from bocli.space import INFO_COLUMNS, CategoricalParam, Space, SpaceError, _one_line
+from bocli.space import INFO_COLUMNS, RESULT_COLUMNS, CategoricalParam, Space, SpaceError, _one_line
 
 __all__ = [
     "INFO_COLUMNS",
@@ -122,7 +122,7 @@ class CsvRow:
         row: Spreadsheet row number (the header is row 1).
         trial_id: The trial it reports on, or None for a result obtained outside bocli.
         params: Validated parameter values (only when every parameter cell was valid).
-        value: The objective value (finite), or None when empty or not applicable.
+        value: The (first) objective's value (finite), or None when empty or not applicable.
         status: ``complete`` / ``failed`` / ``abandoned`` / ``pending``, or None for "no news"
             (empty objective and no status).
     """
@@ -133,6 +133,8 @@ class CsvRow:
     value: float | None
     status: str | None
     ok: bool = True
+    outcomes: dict[str, float] | None = None
+    """Every outcome's value (several outcomes, complete rows only), in ``outcome_names`` order."""
 
 
 @dataclass
@@ -231,7 +233,14 @@ def _decode(data: bytes, label: str) -> tuple[str, str | None]:
 
 
 def _expected_columns(space: Space) -> set[str]:
-    return {"trial_id", "status", space.objective.name, *space.names, *INFO_COLUMNS}
+    return {
+        "trial_id",
+        "status",
+        *space.outcome_names,
+        *space.names,
+        *RESULT_COLUMNS,
+        *INFO_COLUMNS,
+    }
 
 
 def _sniff_delimiter(text: str, expected: set[str]) -> str:
@@ -258,7 +267,14 @@ def _check_header(
     """Map header cells to canonical column names (None = an ignorable empty column)."""
     label = table.label
     reserved = {"trial_id": "trial_id", "status": "status"}
-    known = [*space.names, space.objective.name, "trial_id", "status", *INFO_COLUMNS]
+    known = [
+        *space.names,
+        *space.outcome_names,
+        "trial_id",
+        "status",
+        *RESULT_COLUMNS,
+        *INFO_COLUMNS,
+    ]
     columns: list[str | None] = []
     for j, name in enumerate(header):
         if not name:
@@ -272,7 +288,8 @@ def _check_header(
             table.problems.append(
                 f"{label}: row 1, column '{_show(name)}': unknown column"
                 + (f" (did you mean '{hint[0]}'?)" if hint else "")
-                + f"; expected: {', '.join(known[: len(space.names) + 3])}"
+                + f"; expected: "
+                f"{', '.join(known[: len(space.names) + len(space.outcome_names) + 2])}"
             )
         columns.append(canonical)
     seen: dict[str, int] = {}
@@ -284,7 +301,7 @@ def _check_header(
                 f"{label}: row 1, column '{_show(c)}': appears twice (columns {seen[c] + 1} and {j + 1})"
             )
         seen.setdefault(c, j)
-    for name in [*space.names, space.objective.name]:
+    for name in [*space.names, *space.outcome_names]:
         if name not in seen:
             table.problems.append(f"{label}: row 1: missing column '{name}'")
     return columns
@@ -330,10 +347,13 @@ def _parse_row(
         if status is None:
             problem("status", f"unknown status {raw_status!r}; use complete, failed or abandoned")
 
-    obj = space.objective.name
-    raw_value = values.get(obj, "")
-    value: float | None = None
-    if raw_value:
+    outcomes: dict[str, float] = {}
+    filled: list[str] = []
+    for obj in space.outcome_names:
+        raw_value = values.get(obj, "")
+        if not raw_value:
+            continue
+        filled.append(obj)
         num = _number(raw_value, decimal_comma)
         if num is None:
             problem(obj, f"{raw_value!r} is not a number{_comma_hint(raw_value, decimal_comma)}")
@@ -347,9 +367,23 @@ def _parse_row(
         elif status in ("failed", "abandoned", "pending"):
             problem(obj, f"{_a(status)} row must leave '{obj}' empty (got {raw_value})")
         else:
-            value = num
-    if status == "complete" and not raw_value:
-        problem(obj, "status is complete but the value is empty")
+            outcomes[obj] = num
+    empty = [o for o in space.outcome_names if o not in filled]
+    if status == "complete" and empty:
+        for obj in empty:
+            problem(obj, "status is complete but the value is empty")
+    elif filled and empty and status is None:
+        for obj in empty:
+            problem(
+                obj,
+                f"empty, but {', '.join(repr(f) for f in filled)} "
+                f"{'is' if len(filled) == 1 else 'are'} filled: a result needs every outcome "
+                f"({', '.join(space.outcome_names)}); fill it, or set status to failed",
+            )
+    value: float | None = None
+    complete = not empty and len(outcomes) == len(space.outcome_names)
+    if complete:
+        value = outcomes[space.objective.name]
     if value is not None and status is None:
         status = "complete"
     if trial_id is None and status in ("abandoned", "pending"):
@@ -371,7 +405,8 @@ def _parse_row(
         if params is not None:
             params[p.name] = v
     table.problems.extend(msg for _, msg in sorted(found, key=lambda f: f[0]))
-    return CsvRow(row_no, trial_id, params, value, status, ok=not found)
+    several = None if space.is_single_outcome or value is None else outcomes
+    return CsvRow(row_no, trial_id, params, value, status, ok=not found, outcomes=several)
 
 
 def _param_value(p: Any, raw: str, decimal_comma: bool) -> Any:

@@ -134,7 +134,7 @@ def check_models(
     from bocli.acquisition import check_acquisition_options, check_compatible
     from surrogates import make_surrogate
 
-    check_compatible(surrogate, acquisition)
+    check_compatible(surrogate, acquisition, space)
     sur = make_surrogate(surrogate, surrogate_options)
     acq_options = check_acquisition_options(acquisition, acquisition_options)
     sur.check_space(space)
@@ -152,23 +152,121 @@ def _standardize(y: np.ndarray) -> np.ndarray:
     return (y - loc) / scale
 
 
-def predict(model: Any, X: Any, space: Space, y: np.ndarray) -> list[dict[str, float]] | None:
-    """What the fitted model expects to measure at ``X``, in the objective's own units.
+@dataclass(frozen=True)
+class OutcomeScaling:
+    """How raw outcome values map to the model's units, per outcome (``outcome_names`` order):
+    ``model = (sign * raw - loc) / scale``, so the model maximizes every objective.
+
+    Attributes:
+        signs, locs, scales: ``k`` arrays.
+    """
+
+    signs: np.ndarray
+    locs: np.ndarray
+    scales: np.ndarray
+
+    @classmethod
+    def fit(cls, space: Space, Y: np.ndarray) -> OutcomeScaling:
+        """From ``n x k`` raw values (``k`` = number of outcomes)."""
+        signs = space.outcome_signs()
+        Y = np.asarray(Y, dtype=np.float64).reshape(-1, len(signs))
+        ls = [_location_scale(signs[j] * Y[:, j]) for j in range(len(signs))]
+        return cls(signs, np.array([a for a, _ in ls]), np.array([b for _, b in ls]))
+
+    def to_model(self, Y: np.ndarray) -> np.ndarray:
+        """``n x k`` raw -> model units."""
+        return (self.signs * np.asarray(Y, dtype=np.float64) - self.locs) / self.scales
+
+    def value_to_model(self, j: int, raw: float) -> float:
+        return float((self.signs[j] * raw - self.locs[j]) / self.scales[j])
+
+    def value_to_raw(self, j: int, model: float) -> float:
+        return float(self.signs[j] * (model * self.scales[j] + self.locs[j]))
+
+    def constraints(self, space: Space) -> list[Any]:
+        """The space's outcome constraints as botorch callables on model outputs
+        (``... x k -> ...``, negative where feasible, in units of the outcome's spread)."""
+        names = space.outcome_names
+        out: list[Any] = []
+        for c in space.outcome_constraints:
+            j = names.index(c.name)
+            for kind, bound in c.bounds():
+                out.append(
+                    _Constraint(
+                        j,
+                        kind == "min",
+                        bound,
+                        *(float(a[j]) for a in (self.signs, self.locs, self.scales)),
+                    )
+                )
+        return out
+
+
+@dataclass(frozen=True)
+class _Constraint:
+    """One outcome bound on model outputs: ``Z (... x k) -> ...``, negative where feasible, in
+    units of the outcome's spread (botorch's ``constraints=`` convention)."""
+
+    j: int
+    lower: bool  # a ``min`` bound (else ``max``)
+    bound: float
+    sign: float
+    loc: float
+    scale: float
+
+    def __call__(self, Z: Any) -> Any:
+        raw = self.sign * (Z[..., self.j] * self.scale + self.loc)
+        return (self.bound - raw) / self.scale if self.lower else (raw - self.bound) / self.scale
+
+
+def reference_point(space: Space, Y: np.ndarray) -> tuple[list[float], bool]:
+    """The hypervolume's reference point in the user's units: each objective's threshold, and
+    where one is missing, inferred from the (feasible, when any) observed Pareto front as
+    botorch's ``infer_reference_point`` does (nadir minus 10% of the front's range).
 
     Args:
-        model: The fitted botorch model (trained on ``sign * y`` standardized).
-        X: ``q x d`` points (a tensor on the model's device).
-        space: The space (its objective's direction gives the sign).
-        y: ``n`` raw objective values the model was trained on.
+        Y: ``n x k`` raw outcome values (``outcome_names`` order).
 
     Returns:
-        One ``{"mean": m, "sd": s}`` per point: the predictive mean and standard deviation of a
-        noisy measurement (the latent function's if the model cannot add noise), or None if the
-        model cannot predict there (never an error: a prediction is information, not a product).
+        The ``m`` values and whether any was inferred.
+    """
+    from bocli.pareto import infer_reference_point, pareto_mask
+
+    given = space.thresholds()
+    if all(t is not None for t in given):
+        return [float(t) for t in given], False  # type: ignore[arg-type]
+    m = len(space.objectives)
+    Y = np.asarray(Y, dtype=np.float64).reshape(-1, len(space.outcome_names))
+    feas = space.feasible(Y)
+    pool = Y[feas] if feas.any() else Y
+    dirs = [o.direction for o in space.objectives]
+    front = pool[:, :m][pareto_mask(pool[:, :m], dirs)]
+    inferred = infer_reference_point(front, dirs)
+    return [
+        float(t) if t is not None else float(r) for t, r in zip(given, inferred, strict=True)
+    ], True
+
+
+def predict(model: Any, X: Any, space: Space, y: np.ndarray) -> list[dict[str, Any]] | None:
+    """What the fitted model expects to measure at ``X``, in the outcomes' own units.
+
+    Args:
+        model: The fitted botorch model (trained on ``OutcomeScaling`` units).
+        X: ``q x d`` points (a tensor on the model's device).
+        space: The space (objective directions give the signs).
+        y: The raw values the model was trained on: ``n`` (one outcome) or ``n x k``.
+
+    Returns:
+        One ``{"mean": m, "sd": s}`` per point (one outcome), or with several outcomes one
+        ``{outcome: {"mean": m, "sd": s}}`` per point: the predictive mean and standard deviation
+        of a noisy measurement (the latent function's if the model cannot add noise), or None if
+        the model cannot predict there (never an error: a prediction is information, not a
+        product).
     """
     import torch
 
-    loc, scale = _location_scale(space.objective.sign * np.asarray(y, dtype=np.float64))
+    k = len(space.outcome_names)
+    scaling = OutcomeScaling.fit(space, np.asarray(y, dtype=np.float64).reshape(-1, k))
     try:
         with torch.no_grad():
             try:
@@ -179,15 +277,70 @@ def predict(model: Any, X: Any, space: Space, y: np.ndarray) -> list[dict[str, f
             m, v = (
                 post.data_moments() if hasattr(post, "data_moments") else (post.mean, post.variance)
             )
-            mean = m.reshape(-1).double().cpu().numpy()
-            var = v.reshape(-1).double().cpu().numpy()
+            mean = m.reshape(-1, k).double().cpu().numpy()
+            var = v.reshape(-1, k).double().cpu().numpy()
     except Exception:  # a model that cannot predict here still proposed its points
         return None
     if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var))):
         return None
-    mean_raw = space.objective.sign * (mean * scale + loc)
-    sd_raw = np.sqrt(np.clip(var, 0.0, None)) * scale
-    return [{"mean": float(m), "sd": float(s)} for m, s in zip(mean_raw, sd_raw, strict=True)]
+    mean_raw = scaling.signs * (mean * scaling.scales + scaling.locs)
+    sd_raw = np.sqrt(np.clip(var, 0.0, None)) * scaling.scales
+    if k == 1:
+        return [
+            {"mean": float(a), "sd": float(b)}
+            for a, b in zip(mean_raw[:, 0], sd_raw[:, 0], strict=True)
+        ]
+    names = space.outcome_names
+    return [
+        {n: {"mean": float(mean_raw[i, j]), "sd": float(sd_raw[i, j])} for j, n in enumerate(names)}
+        for i in range(len(mean_raw))
+    ]
+
+
+def fit_and_predict(
+    space: Space,
+    X: np.ndarray,
+    Y: np.ndarray,
+    X_query: np.ndarray,
+    surrogate: str = "gp",
+    surrogate_options: dict[str, Any] | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+) -> list[dict[str, Any]] | None:
+    """Fit the surrogate on every observation now and predict at ``X_query`` (``bocli best``'s
+    model predictions beside the observed values).
+
+    Args:
+        X: ``n x d`` encoded observations; ``Y``: their raw values, ``n`` or ``n x k``.
+        X_query: ``p x d`` encoded points.
+
+    Returns:
+        ``predict``'s output at the ``p`` points, or None when there are too few observations or
+        the model cannot be fitted or cannot predict.
+    """
+    import_botorch_without_jax()
+    import torch
+
+    from surrogates import make_surrogate
+
+    k = len(space.outcome_names)
+    Y = np.asarray(Y, dtype=np.float64).reshape(len(X), k)
+    if len(X) < 2:
+        return None
+    tkw = {"device": resolve_device(device), "dtype": torch.float64}
+    scaling = OutcomeScaling.fit(space, Y)
+    sur = make_surrogate(surrogate, surrogate_options)
+    with torch.random.fork_rng(), _quiet_numerics():
+        torch.manual_seed(seed)
+        try:
+            model = sur.fit(
+                torch.as_tensor(X, **tkw),
+                torch.as_tensor(scaling.to_model(Y), **tkw),
+                cat_dims=sorted(space.cat_dims()),
+            )
+        except (RuntimeError, ValueError, NotImplementedError):
+            return None  # a prediction is information: without a model, the values stand alone
+    return predict(model, torch.as_tensor(X_query, **tkw), space, Y)
 
 
 def suggest(
@@ -208,13 +361,15 @@ def suggest(
     dtype: str = "float64",
     num_restarts: int = 10,
     raw_samples: int = 512,
+    ref_point: Sequence[float] | None = None,
 ) -> Suggestion:
     """Propose ``q`` new points given the completed observations.
 
     Args:
         space: The search space (its objective's direction decides the sign).
         X: ``n x d`` completed points in the unit cube.
-        y: ``n`` objective values as measured (raw, in the objective's direction).
+        y: ``n`` objective values as measured (raw), or with several outcomes (objectives and
+            constrained outcomes) ``n x k`` in ``space.outcome_names`` order.
         q: Batch size.
         pending: ``p x d`` points issued but not evaluated yet.
         surrogate: Registered surrogate name; ``surrogate_options`` are its settings.
@@ -226,6 +381,9 @@ def suggest(
             the Sobol design continues from there, so it never repeats a point.
         device: ``cpu``, ``cuda`` or ``auto``; every tensor lives there.
         dtype: ``float64`` (default) or ``float32``.
+        ref_point: Several objectives: the frozen reference point (user units, one per
+            objective); None infers it from the data (``reference_point``) and reports it in
+            ``info["ref_point"]`` with ``info["ref_point_inferred"]``.
 
     Returns:
         The proposal; ``info["phase"]`` says whether it came from the design or the model.
@@ -236,22 +394,24 @@ def suggest(
     from bocli.acquisition import ACQUISITIONS, AcqContext, check_compatible
     from surrogates import make_surrogate
 
+    k = len(space.outcome_names)
     X = np.asarray(X, dtype=np.float64).reshape(-1, space.dim)
-    y = np.asarray(y, dtype=np.float64).reshape(-1)
-    if len(X) != len(y):
+    Y = np.asarray(y, dtype=np.float64).reshape(len(X) if k > 1 else -1, k)
+    y = Y[:, 0]
+    if len(X) != len(Y):
         raise ValueError(f"X has {len(X)} rows but y has {len(y)} values")
-    if not np.all(np.isfinite(y)):
+    if not np.all(np.isfinite(Y)):
         raise ValueError("y contains NaN or inf; failed evaluations must be left out")
     pend = np.zeros((0, space.dim)) if pending is None else np.asarray(pending, np.float64)
     pend = pend.reshape(-1, space.dim)
     n_init = default_n_init(space) if n_init is None else n_init
     n_issued = len(X) + len(pend) if n_issued is None else n_issued
     step_seed = int(seed) * 1_000_003 + int(n_issued)
-    check_compatible(surrogate, acquisition)
+    check_compatible(surrogate, acquisition, space)
     spec = ACQUISITIONS[acquisition]
     info: dict[str, Any] = {"surrogate": surrogate, "acquisition": acquisition, "seed": step_seed}
 
-    distinct = len(np.unique(y)) if len(y) else 0
+    distinct = min((len(np.unique(Y[:, j])) for j in range(k)), default=0) if len(Y) else 0
     if n_issued < n_init or len(X) < 2 or distinct < 2:
         # initial design: continue the seeded Sobol sequence from the points issued so far
         pts = space.sobol(q, seed=seed, skip=n_issued)
@@ -262,7 +422,19 @@ def suggest(
     tdtype = {"float64": torch.float64, "float32": torch.float32}[dtype]
     tkw = {"device": tdevice, "dtype": tdtype}
     train_X = torch.as_tensor(X, **tkw)
-    train_Y = torch.as_tensor(_standardize(space.objective.sign * y), **tkw).unsqueeze(-1)
+    scaling = OutcomeScaling.fit(space, Y)
+    train_Y = torch.as_tensor(scaling.to_model(Y), **tkw)  # n x k
+    m_obj = len(space.objectives)
+    ref_model = None
+    if space.is_multi_objective:
+        if ref_point is None:
+            ref_raw, inferred = reference_point(space, Y)
+            info.update(ref_point=ref_raw, ref_point_inferred=inferred)
+        else:
+            ref_raw = [float(r) for r in ref_point]
+        ref_model = torch.as_tensor(
+            [scaling.value_to_model(j, r) for j, r in enumerate(ref_raw)], **tkw
+        )
     X_pending = torch.as_tensor(pend, **tkw) if len(pend) else None
     cat_dims = sorted(space.cat_dims())
 
@@ -291,10 +463,13 @@ def suggest(
                 options=dict(acquisition_options or {}),
                 num_restarts=num_restarts,
                 raw_samples=raw_samples,
+                objectives=tuple(range(m_obj)),
+                constraints=scaling.constraints(space) or None,
+                ref_point=ref_model,
             )
-            cand = spec.propose(ctx)
+            cand = spec.run(ctx)
             t2 = time.perf_counter()
-            predictions = predict(model, cand, space, y) if model is not None else None
+            predictions = predict(model, cand, space, Y) if model is not None else None
         finally:
             np.random.set_state(np_state)
     pts = cand.detach().cpu().double().numpy().reshape(q, space.dim)

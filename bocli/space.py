@@ -70,9 +70,12 @@ INFO_COLUMNS = (  # the export's columns after status: written by bocli, ignored
     "predicted_sd",
     "diagnostics",
 )
+# the export's columns for several outcomes or outcome constraints (after status)
+RESULT_COLUMNS = ("feasible", "pareto", "hypervolume")
 _RESERVED_ORDER = (
     "trial_id",
     "status",
+    *RESULT_COLUMNS,
     "notes",
     "phase",
     "surrogate",
@@ -695,6 +698,18 @@ class Space:
                 if c.max is not None:
                     ok &= col <= c.max
         return ok
+
+    def describe_outcomes(self) -> str:
+        """``minimize 'cost'`` or ``maximize 'yield' (threshold 0.5), minimize 'cost'``, plus
+        ``; subject to purity >= 0.95``."""
+        objs = ", ".join(
+            f"{o.direction} '{o.name}'"
+            + (f" (threshold {o.threshold:g})" if o.threshold is not None else "")
+            for o in self.objectives
+        )
+        if self.outcome_constraints:
+            objs += "; subject to " + ", ".join(c.describe() for c in self.outcome_constraints)
+        return objs
 
     def thresholds(self) -> list[float | None]:
         """Each objective's threshold (None where not given)."""

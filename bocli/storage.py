@@ -54,9 +54,9 @@ __all__ = [
     "utc_now",
 ]
 
-SCHEMA_VERSION = (
-    3  # 2: predicted_mean / predicted_sd / diagnostics; 3: run bookkeeping (upgraded on open)
-)
+SCHEMA_VERSION = 4
+# 2: predicted_mean / predicted_sd / diagnostics; 3: run bookkeeping; 4: outcomes (several
+# objectives and outcome constraints). Older files are upgraded on open (columns are only added).
 STATES = ("pending", "complete", "failed", "abandoned")
 TERMINAL_STATES = ("complete", "failed")  # changing these needs overwrite
 BUSY_TIMEOUT_S = 60.0
@@ -99,6 +99,9 @@ CREATE TABLE trials (
     eval_seconds   REAL,                 -- how long the evaluation took (bocli run only)
     runner         TEXT,                 -- the bocli run that evaluates it (NULL: asked by a person)
     attempts       INTEGER NOT NULL DEFAULT 0,  -- evaluations started by a run (resume retries once)
+    outcomes       TEXT,                 -- JSON {outcome: value}, every outcome of a space with
+                                         -- several (value = the first objective's), else NULL
+    predictions    TEXT,                 -- JSON {outcome: {mean, sd}} (several outcomes only)
     CHECK ((state = 'complete') = (value IS NOT NULL))
 );
 CREATE TABLE events (
@@ -109,7 +112,9 @@ CREATE TABLE events (
     new_state  TEXT NOT NULL,
     old_value  REAL,
     new_value  REAL,
-    source     TEXT NOT NULL             -- the file told, '--value', or 'ask'
+    source     TEXT NOT NULL,            -- the file told, '--value', or 'ask'
+    old_outcomes TEXT,                   -- JSON {outcome: value} (several outcomes only)
+    new_outcomes TEXT
 );
 CREATE INDEX trials_state ON trials(state);
 """
@@ -173,6 +178,17 @@ class TrialRecord:
     eval_seconds: float | None = None
     runner: str | None = None
     attempts: int = 0
+    outcomes: dict[str, float] | None = None
+    predictions: dict[str, dict[str, float]] | None = None
+
+    def values_for(self, names: Sequence[str]) -> list[float | None]:
+        """This trial's value of each outcome in ``names`` (None where not measured): from
+        ``outcomes`` with several outcomes, else ``value`` for the one outcome."""
+        if self.outcomes is not None:
+            return [self.outcomes.get(n) for n in names]
+        if len(names) == 1:
+            return [self.value]
+        return [None] * len(names)
 
     @property
     def proposed_by(self) -> str:
@@ -201,6 +217,8 @@ class NewTrial:
     acq_seconds: float | None = None
     runner: str | None = None
     attempts: int = 0
+    outcomes: dict[str, float] | None = None
+    predictions: dict[str, dict[str, float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -213,6 +231,7 @@ class TrialUpdate:
     value: float | None = None
     error: str | None = None
     eval_seconds: float | None = None
+    outcomes: dict[str, float] | None = None
 
 
 @dataclass
@@ -241,6 +260,8 @@ def _row_to_trial(row: sqlite3.Row) -> TrialRecord:
         predicted_mean=row["predicted_mean"] if "predicted_mean" in cols else None,
         predicted_sd=row["predicted_sd"] if "predicted_sd" in cols else None,
         diagnostics=_parse_json(row["diagnostics"]) if "diagnostics" in cols else None,
+        outcomes=_parse_json(row["outcomes"]) if "outcomes" in cols else None,
+        predictions=_parse_json(row["predictions"]) if "predictions" in cols else None,
         **{k: row[k] for k in _RUN_COLUMNS if k in cols and row[k] is not None},
     )
 
@@ -388,6 +409,7 @@ def _check_intact(conn: sqlite3.Connection, path: Path) -> None:
                 raise _damaged(path, f"trial {t.trial_id} does not hold the space's parameters")
             try:
                 _check_state(t.state, t.value)
+                _check_outcomes(space, t.state, t.value, t.outcomes)
             except ValueError as e:
                 raise _damaged(path, f"trial {t.trial_id}: {e}") from None
     except StorageError:
@@ -755,6 +777,8 @@ class _Writer:
             "acq_seconds": _finite(t.acq_seconds),
             "runner": t.runner,
             "attempts": int(t.attempts),
+            "outcomes": _outcomes_json(t.outcomes),
+            "predictions": _json_or_none(t.predictions),
         }
         row.update({k: v for k, v in optional.items() if k in self._columns})
         self._conn.execute(
@@ -763,7 +787,7 @@ class _Writer:
         )
         self.touched.add(tid)
         if source is not None:
-            self._event(tid, None, t.state, None, t.value, source, now)
+            self._event(tid, None, t.state, None, t.value, source, now, None, t.outcomes)
         return TrialRecord(
             tid,
             dict(t.params),
@@ -783,6 +807,8 @@ class _Writer:
             None,
             t.runner,
             int(t.attempts),
+            dict(t.outcomes) if t.outcomes is not None else None,
+            _parse_json(row.get("predictions")),
         )
 
     def update(self, old: TrialRecord, new: TrialUpdate, source: str) -> None:
@@ -804,7 +830,17 @@ class _Writer:
                 "WHERE trial_id = ?",
                 (new.error, _finite(new.eval_seconds), new.trial_id),
             )
-        self._event(new.trial_id, old.state, new.state, old.value, new.value, source, now)
+        if "outcomes" in self._columns:
+            self._conn.execute(
+                "UPDATE trials SET outcomes = ? WHERE trial_id = ?",
+                (_outcomes_json(new.outcomes), new.trial_id),
+            )
+        elif new.outcomes is not None:
+            raise ValueError("this study file cannot hold several outcomes (read-only, schema < 4)")
+        self._event(
+            new.trial_id, old.state, new.state, old.value, new.value, source, now,
+            old.outcomes, new.outcomes,
+        )  # fmt: skip
 
     def claim(self, trial_id: int, runner: str | None, attempts: int) -> None:
         """Record which run evaluates a trial and how many evaluations it has started."""
@@ -823,12 +859,22 @@ class _Writer:
         new_value: float | None,
         source: str,
         at: str,
+        old_outcomes: dict[str, float] | None = None,
+        new_outcomes: dict[str, float] | None = None,
     ) -> None:
+        if old_outcomes is None and new_outcomes is None:
+            self._conn.execute(
+                "INSERT INTO events (trial_id, at, old_state, new_state, old_value, new_value, "
+                "source) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (tid, at, old_state, new_state, old_value, new_value, source),
+            )
+            return
         self._conn.execute(
-            "INSERT INTO events (trial_id, at, old_state, new_state, old_value, new_value, source)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (tid, at, old_state, new_state, old_value, new_value, source),
-        )
+            "INSERT INTO events (trial_id, at, old_state, new_state, old_value, new_value, source,"
+            " old_outcomes, new_outcomes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (tid, at, old_state, new_state, old_value, new_value, source,
+             _outcomes_json(old_outcomes), _outcomes_json(new_outcomes)),
+        )  # fmt: skip
 
 
 def _finite(v: float | None) -> float | None:
@@ -856,6 +902,32 @@ def _parse_json(text: str | None) -> dict[str, Any] | None:
     return json.loads(text) if text else None
 
 
+def _outcomes_json(outcomes: dict[str, float] | None) -> str | None:
+    """Outcome values as JSON (insertion order: the space's outcome order), or None."""
+    if outcomes is None:
+        return None
+    return json.dumps({str(k): float(v) for k, v in outcomes.items()})
+
+
+def _check_outcomes(
+    space: Space, state: str, value: float | None, outcomes: dict[str, float] | None
+) -> None:
+    """A complete trial of a space with several outcomes holds every outcome, finite, and its
+    ``value`` is the first objective's; other trials (and single-outcome spaces) hold none."""
+    if space.is_single_outcome or state != "complete":
+        if outcomes is not None and state != "complete":
+            raise ValueError("only a complete trial has outcome values")
+        return
+    if not isinstance(outcomes, dict):
+        raise ValueError("a complete trial needs a value for every outcome")
+    for name in space.outcome_names:
+        v = outcomes.get(name)
+        if not isinstance(v, int | float) or not math.isfinite(v):
+            raise ValueError(f"outcome '{name}' has no finite value")
+    if value != outcomes[space.objective.name]:
+        raise ValueError("the trial's value is not its first objective's")
+
+
 _ADDED_SINCE_1 = {  # columns added to ``trials`` after schema 1, in the order they were added
     "predicted_mean": "REAL",
     "predicted_sd": "REAL",
@@ -866,7 +938,10 @@ _ADDED_SINCE_1 = {  # columns added to ``trials`` after schema 1, in the order t
     "eval_seconds": "REAL",
     "runner": "TEXT",
     "attempts": "INTEGER NOT NULL DEFAULT 0",
+    "outcomes": "TEXT",
+    "predictions": "TEXT",
 }
+_EVENTS_ADDED_SINCE_1 = {"old_outcomes": "TEXT", "new_outcomes": "TEXT"}
 
 
 def _trial_columns(conn: sqlite3.Connection) -> set[str]:
@@ -887,6 +962,10 @@ def _upgrade(conn: sqlite3.Connection, path: Path) -> None:
             for name, sql_type in _ADDED_SINCE_1.items():
                 if name not in have:
                     conn.execute(f"ALTER TABLE trials ADD COLUMN {name} {sql_type}")
+            have_events = {r[1] for r in conn.execute("PRAGMA table_info(events)").fetchall()}
+            for name, sql_type in _EVENTS_ADDED_SINCE_1.items():
+                if name not in have_events:
+                    conn.execute(f"ALTER TABLE events ADD COLUMN {name} {sql_type}")
             conn.execute(
                 "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
             )

@@ -213,6 +213,8 @@ def ask_open(
     for attempt in range(1, MAX_ASK_ATTEMPTS + 1):
         snap = st.snapshot()
         X, y, pending = observations(space, snap.trials, st.encoded)
+        ref = stored_reference_point(st)
+        extra = {"ref_point": ref[0]} if space.is_multi_objective and ref is not None else {}
         sug = suggest_fn(
             space,
             X,
@@ -227,11 +229,13 @@ def ask_open(
             n_init=s.n_init,
             n_issued=snap.n_trials,
             device=device,
+            **extra,
         )
         model = sug.info.get("phase") == "model"
         if model and on_suggest is not None:
             on_suggest(sug, X, y)
         preds = sug.info.get("predictions") or [{}] * len(sug.params)
+        several = not space.is_single_outcome
         per_point = max(len(sug.params), 1)  # the proposal's cost, shared by its points
         new = [
             NewTrial(
@@ -239,8 +243,9 @@ def ask_open(
                 phase="model" if model else "init",
                 surrogate=sur if model else None,
                 acquisition=acq if model else None,
-                predicted_mean=pred.get("mean"),
-                predicted_sd=pred.get("sd"),
+                predicted_mean=None if several else pred.get("mean"),
+                predicted_sd=None if several else pred.get("sd"),
+                predictions=pred if several and pred else None,
                 diagnostics=sug.info.get("diagnostics") or None,
                 fit_seconds=float(sug.info.get("fit_seconds", 0.0)) / per_point,
                 acq_seconds=float(sug.info.get("acq_seconds", 0.0)) / per_point,
@@ -253,10 +258,41 @@ def ask_open(
             trials = st.reserve(new, expected_n_trials=snap.n_trials)
         except StaleSnapshotError:
             continue  # another process issued trials meanwhile: propose again with them pending
+        if sug.info.get("ref_point") is not None and ref is None:
+            # frozen at the first model-based proposal: every later number uses this one
+            st.set_meta(
+                REFERENCE_POINT_KEY,
+                json.dumps(
+                    {
+                        "values": sug.info["ref_point"],
+                        "inferred": bool(sug.info.get("ref_point_inferred")),
+                    }
+                ),
+            )
         return AskResult(trials, dict(sug.info), attempt)
     raise StorageError(
         f"{st.path}: other processes kept adding trials; gave up after {MAX_ASK_ATTEMPTS} attempts"
     )
+
+
+REFERENCE_POINT_KEY = "reference_point"
+
+
+def stored_reference_point(st: StudyStorage) -> tuple[list[float], bool] | None:
+    """A multi-objective study's reference point (user units) and whether it was inferred:
+    the objectives' thresholds when all are given, else the one frozen at the first model-based
+    proposal, or None before it."""
+    space = st.settings.space
+    if not space.is_multi_objective:
+        return None
+    given = space.thresholds()
+    if all(t is not None for t in given):
+        return [float(t) for t in given], False  # type: ignore[arg-type]
+    text = st.meta().get(REFERENCE_POINT_KEY)
+    if not text:
+        return None
+    data = json.loads(text)
+    return [float(v) for v in data["values"]], bool(data.get("inferred", True))
 
 
 def abandon(path: str | Path, trial_ids: Sequence[int]) -> None:
@@ -281,8 +317,9 @@ def observations(
             asking again and again encodes each trial once).
 
     Returns:
-        ``X``: ``n x d`` encoded complete trials; ``y``: their ``n`` values; ``pending``: ``p x d``
-        encoded pending and failed trials (points not to propose again).
+        ``X``: ``n x d`` encoded complete trials; ``y``: their ``n`` values (or with several
+        outcomes ``n x k``, ``space.outcome_names`` order); ``pending``: ``p x d`` encoded pending
+        and failed trials (points not to propose again).
     """
     done = [t for t in trials if t.state == "complete"]
     busy = [t for t in trials if t.state in ("pending", "failed")]
@@ -298,7 +335,11 @@ def observations(
                 memo[t.trial_id] = (t, x)
         return np.stack([memo[t.trial_id][1] for t in ts])
 
-    y = np.array([t.value for t in done], dtype=np.float64)
+    if space.is_single_outcome:
+        y = np.array([t.value for t in done], dtype=np.float64)
+    else:
+        names = space.outcome_names
+        y = np.array([t.values_for(names) for t in done], dtype=np.float64).reshape(-1, len(names))
     return encode(done), y, encode(busy)
 
 
@@ -413,6 +454,12 @@ def tell_value(
         raise UserError("--status complete needs --value")
     with StudyStorage.open(path) as st:
         space = st.settings.space
+        if value is not None and not space.is_single_outcome:
+            raise UserError(
+                f"--value: this study measures {len(space.outcome_names)} outcomes "
+                f"({', '.join(space.outcome_names)}); tell them in a CSV file (bocli tell STUDY "
+                "FILE.csv), or use --status failed"
+            )
         with st.write() as w:
             trials = w.trials()
             if not 0 <= trial_id < len(trials):
@@ -494,13 +541,17 @@ def _plan_existing(
                 "back to pending"
             )
         return
-    if want == t.state and (want != "complete" or _same_value(t.value, r.value)):  # type: ignore[arg-type]
+    if want == t.state and (want != "complete" or _same_result(space, t, r)):
         res.unchanged += 1
         return
     if t.state in ("complete", "failed") and not overwrite:
         col = f"column '{space.objective.name}'" if want == "complete" else "column 'status'"
-        was = f"complete with value {t.value!r}" if t.state == "complete" else "failed"
-        new = f"{r.value!r}" if want == "complete" else want
+        was = (
+            f"complete with {_shown(space, t.value, t.outcomes)}"
+            if t.state == "complete"
+            else "failed"
+        )
+        new = _shown(space, r.value, r.outcomes, bare=True) if want == "complete" else want
         plan.problems.append(
             f"{where}, {col}: trial {t.trial_id} is already {was}; pass --overwrite to replace it "
             f"with {new}"
@@ -511,31 +562,60 @@ def _plan_existing(
     else:
         counter = {"complete": "completed", "failed": "failed", "abandoned": "abandoned"}[want]
         setattr(res, counter, getattr(res, counter) + 1)
-    plan.updates.append((t, TrialUpdate(t.trial_id, want, r.value), where))
+    plan.updates.append((t, TrialUpdate(t.trial_id, want, r.value, outcomes=r.outcomes), where))
     res.trial_ids.append(t.trial_id)
 
 
-def _result_key(space: Space, params: dict[str, Any], state: str, value: float | None) -> str:
+def _same_result(space: Space, t: TrialRecord, r: CsvRow) -> bool:
+    """Whether a told row repeats a complete trial's stored values."""
+    names = space.outcome_names
+    told = [r.value] if r.outcomes is None else [r.outcomes.get(n) for n in names]
+    stored = t.values_for(names) if r.outcomes is not None else [t.value]
+    return all(
+        a is not None and b is not None and _same_value(a, b)
+        for a, b in zip(stored, told, strict=True)
+    )
+
+
+def _shown(
+    space: Space, value: float | None, outcomes: dict[str, float] | None, bare: bool = False
+) -> str:
+    """A result in a message: ``value 1.5``, or ``yield=0.8, cost=3`` with several outcomes."""
+    if outcomes is None:
+        return f"{value!r}" if bare else f"value {value!r}"
+    return ", ".join(f"{n}={outcomes.get(n)!r}" for n in space.outcome_names)
+
+
+def _result_key(
+    space: Space,
+    params: dict[str, Any],
+    state: str,
+    value: float | None,
+    outcomes: dict[str, float] | None = None,
+) -> str:
     ordered = [params[n] for n in space.names]
-    return json.dumps([ordered, state, value])
+    vals = [value] if outcomes is None else [outcomes.get(n) for n in space.outcome_names]
+    return json.dumps([ordered, state, vals])
 
 
 def _plan_imports(plan: _Plan, space: Space, rows: list[CsvRow], trials: list[TrialRecord]) -> None:
     """Results without a trial_id: add those not already stored (as a multiset, so telling a
     file twice adds nothing, while replicate rows in one file are all kept)."""
     stored = Counter(
-        _result_key(space, t.params, t.state, t.value)
+        _result_key(space, t.params, t.state, t.value, t.outcomes)
         for t in trials
         if t.state in ("complete", "failed")
     )
     for r in rows:
         assert r.params is not None and r.status in ("complete", "failed")
-        key = _result_key(space, r.params, r.status, r.value)
+        key = _result_key(space, r.params, r.status, r.value, r.outcomes)
         if stored[key] > 0:
             stored[key] -= 1
             plan.result.unchanged += 1
             continue
-        plan.inserts.append(NewTrial(r.params, r.status, r.value, phase="import"))
+        plan.inserts.append(
+            NewTrial(r.params, r.status, r.value, phase="import", outcomes=r.outcomes)
+        )
         plan.result.imported += 1
 
 
@@ -666,11 +746,42 @@ def write_output(path: str | Path, output: str | Path, text: str, force: bool = 
 
 # ----- status / best / export ------------------------------------------------------------------
 def _best(space: Space, trials: Sequence[TrialRecord]) -> TrialRecord | None:
-    done = [t for t in trials if t.state == "complete"]
+    """The best complete trial that satisfies the outcome constraints (one objective)."""
+    done = [t for t in trials if t.state == "complete" and _feasible(space, t)]
     if not done:
         return None
     sign = space.objective.sign
     return max(done, key=lambda t: (sign * t.value, -t.trial_id))  # type: ignore[operator]
+
+
+def _feasible(space: Space, t: TrialRecord) -> bool:
+    """A complete trial satisfies every outcome constraint."""
+    if not space.outcome_constraints:
+        return True
+    vals = np.array([t.values_for(space.outcome_names)], dtype=np.float64)
+    return bool(space.feasible(vals)[0])
+
+
+def outcome_matrix(space: Space, trials: Sequence[TrialRecord]) -> np.ndarray:
+    """``n x k`` raw outcome values of ``trials`` (``outcome_names`` order; NaN unless complete)."""
+    names = space.outcome_names
+    rows = [
+        [np.nan if v is None else v for v in t.values_for(names)]
+        if t.state == "complete"
+        else [np.nan] * len(names)
+        for t in trials
+    ]
+    return np.array(rows, dtype=np.float64).reshape(-1, len(names))
+
+
+def pareto_trials(space: Space, trials: Sequence[TrialRecord]) -> list[TrialRecord]:
+    """The feasible complete trials that no other feasible complete trial dominates."""
+    from bocli.pareto import pareto_mask
+
+    Y = outcome_matrix(space, trials)
+    m = len(space.objectives)
+    mask = pareto_mask(Y[:, :m], [o.direction for o in space.objectives], space.feasible(Y))
+    return [t for t, keep in zip(trials, mask, strict=True) if keep]
 
 
 def _registered(problem: str | None) -> Any:
@@ -690,13 +801,23 @@ def _regret(problem: str | None, value: float | None) -> float | None:
     return None if p is None or value is None else p.regret(value)
 
 
-def best_trial(path: str | Path) -> dict[str, Any]:
+def best_trial(path: str | Path, predict: bool = True) -> dict[str, Any]:
     """The best complete trial: ``trial_id``, ``value``, ``params`` (and ``regret`` for a problem
-    with a known optimum)."""
+    with a known optimum). With several objectives, the Pareto set (``pareto_set``); see
+    ``pareto_result``. Only trials that satisfy the outcome constraints count."""
     with StudyStorage.open(path) as st:
         s = st.settings
-        best = _best(s.space, st.trials())
+        trials = st.trials()
+        ref = stored_reference_point(st)
+    if s.space.is_multi_objective:
+        return pareto_result(path, s, trials, ref, predict)
+    best = _best(s.space, trials)
     if best is None:
+        if any(t.state == "complete" for t in trials):
+            raise UserError(
+                f"{path}: no complete trial satisfies the outcome constraints "
+                f"({'; '.join(c.describe() for c in s.space.outcome_constraints)}) yet"
+            )
         raise UserError(f"{path}: no complete trials yet; tell some results first")
     out: dict[str, Any] = {
         "trial_id": best.trial_id,
@@ -705,10 +826,72 @@ def best_trial(path: str | Path) -> dict[str, Any]:
         "value": best.value,
         "params": best.params,
     }
+    if best.outcomes is not None:
+        out["outcomes"] = best.outcomes
     regret = _regret(s.problem, best.value)
     if regret is not None:
         out["regret"] = regret
     return out
+
+
+def pareto_result(
+    path: str | Path,
+    s: StudySettings,
+    trials: list[TrialRecord],
+    ref: tuple[list[float], bool] | None,
+    predict: bool = True,
+) -> dict[str, Any]:
+    """A multi-objective study's result: the Pareto set of feasible observed trials (each with
+    its measured outcomes and, with ``predict``, the current model's predicted mean and sd of
+    each outcome there), the hypervolume against the stored reference point, and counts."""
+    from bocli.pareto import hypervolume
+
+    space = s.space
+    done = [t for t in trials if t.state == "complete"]
+    if not done:
+        raise UserError(f"{path}: no complete trials yet; tell some results first")
+    feasible = [t for t in done if _feasible(space, t)]
+    front = pareto_trials(space, done)
+    m = len(space.objectives)
+    dirs = [o.direction for o in space.objectives]
+    hv = None
+    if ref is not None:
+        Y = outcome_matrix(space, done)
+        hv = hypervolume(Y[:, :m], dirs, ref[0], space.feasible(Y))
+    preds = _current_predictions(s, done, front) if predict and front else None
+    rows = []
+    for i, t in enumerate(front):
+        row: dict[str, Any] = {"trial_id": t.trial_id, "params": t.params, "values": t.outcomes}
+        if preds is not None:
+            row["predicted"] = preds[i]
+        rows.append(row)
+    p = _registered(s.problem)
+    return {
+        "objectives": [o.to_dict() for o in space.objectives],
+        "outcome_constraints": [c.to_dict() for c in space.outcome_constraints],
+        "complete": len(done),
+        "feasible": len(feasible),
+        "pareto_set": rows,
+        "reference_point": None if ref is None else ref[0],
+        "reference_point_inferred": None if ref is None else ref[1],
+        "hypervolume": hv,
+        "max_hypervolume": None if p is None else p.max_hv,
+        "log_hv_regret": None if p is None or hv is None else p.regret(hv),
+    }
+
+
+def _current_predictions(
+    s: StudySettings, done: list[TrialRecord], at: list[TrialRecord]
+) -> list[dict[str, Any]] | None:
+    """The study's surrogate fitted on every complete trial now, predicting each outcome at the
+    trials ``at``: one ``{outcome: {mean, sd}}`` per trial (None if the fit fails)."""
+    from bocli.engine import fit_and_predict
+
+    space = s.space
+    X = space.encode([t.params for t in done])
+    Y = outcome_matrix(space, done)
+    Xq = space.encode([t.params for t in at])
+    return fit_and_predict(space, X, Y, Xq, s.surrogate, s.surrogate_options, seed=s.seed)
 
 
 def study_status(path: str | Path) -> dict[str, Any]:
@@ -717,17 +900,20 @@ def study_status(path: str | Path) -> dict[str, Any]:
         s = st.settings
         trials = st.trials()
         meta = st.meta()
+        ref = stored_reference_point(st)
     counts = Counter(t.state for t in trials)
-    best = _best(s.space, trials)
+    space = s.space
+    best = None if space.is_multi_objective else _best(space, trials)
     n_complete = counts["complete"]
-    distinct = len({t.value for t in trials if t.state == "complete"})
+    Y = outcome_matrix(space, [t for t in trials if t.state == "complete"])
+    distinct = min((len(np.unique(Y[:, j])) for j in range(Y.shape[1])), default=0)
     next_phase = "init" if len(trials) < s.n_init or n_complete < 2 or distinct < 2 else "model"
     out: dict[str, Any] = {
         "study": str(path),
         "problem": s.problem,
         "objective": s.objective_name,
         "direction": s.direction,
-        "parameters": s.space.names,
+        "parameters": space.names,
         "trials": len(trials),
         **{state: counts[state] for state in ("pending", "complete", "failed", "abandoned")},
         "best_value": None if best is None else best.value,
@@ -745,6 +931,18 @@ def study_status(path: str | Path) -> dict[str, Any]:
         "schema_version": int(meta.get("schema_version", 0)),
         "predictions": prediction_check(trials),
     }
+    if not space.is_single_outcome:
+        out["objectives"] = [o.to_dict() for o in space.objectives]
+        out["outcome_constraints"] = [c.to_dict() for c in space.outcome_constraints]
+        out["feasible"] = int(space.feasible(Y).sum()) if len(Y) else 0
+    if space.is_multi_objective:
+        done = [t for t in trials if t.state == "complete"]
+        res = pareto_result(path, s, trials, ref, predict=False) if done else None
+        out["pareto_optimal"] = 0 if res is None else len(res["pareto_set"])
+        out["hypervolume"] = None if res is None else res["hypervolume"]
+        out["reference_point"] = None if ref is None else ref[0]
+        out["reference_point_inferred"] = None if ref is None else ref[1]
+        out["log_hv_regret"] = None if res is None else res["log_hv_regret"]
     return out
 
 
@@ -776,34 +974,84 @@ def prediction_check(trials: Sequence[TrialRecord]) -> dict[str, Any] | None:
 
 
 def export_columns(space: Space) -> list[str]:
-    """The columns of ``bocli export`` and of a run's ``trials.csv`` (the README's table)."""
-    return ["trial_id", *space.names, space.objective.name, "status", *INFO_COLUMNS]
+    """The columns of ``bocli export`` and of a run's ``trials.csv`` (the README's table): one per
+    parameter and outcome; with outcome constraints ``feasible``, with several objectives
+    ``pareto`` and ``hypervolume`` (of the feasible trials up to this one) too."""
+    extra = []
+    if not space.is_single_outcome:
+        extra.append("feasible")
+    if space.is_multi_objective:
+        extra += ["pareto", "hypervolume"]
+    return ["trial_id", *space.names, *space.outcome_names, "status", *extra, *INFO_COLUMNS]
 
 
 def best_so_far(
     space: Space,
     trials: Sequence[TrialRecord],
     regret: Callable[[float | None], float | None] | None = None,
+    ref_point: Sequence[float] | None = None,
 ) -> Iterator[tuple[TrialRecord, float | None, float | None]]:
-    """Each trial with the best complete value among trials with its id or a smaller one, and
-    that value's ``regret`` (a problem's ``Problem.regret``; None without one)."""
+    """Each trial with the best complete feasible value among trials with its id or a smaller
+    one, and that value's ``regret`` (a problem's ``Problem.regret``; None without one).
+
+    With several objectives the "best value" is the hypervolume of the feasible complete trials
+    so far against ``ref_point`` (None without one), updated incrementally; its regret is the
+    problem's log hypervolume regret."""
+    if space.is_multi_objective:
+        yield from _hypervolume_so_far(space, trials, regret, ref_point)
+        return
     sign = space.objective.sign
     best: float | None = None
     for t in trials:
-        if t.state == "complete" and (best is None or sign * t.value > sign * best):  # type: ignore[operator]
+        if (
+            t.state == "complete"
+            and (best is None or sign * t.value > sign * best)  # type: ignore[operator]
+            and _feasible(space, t)
+        ):
             best = t.value
         yield t, best, None if regret is None else regret(best)
 
 
+def _hypervolume_so_far(
+    space: Space,
+    trials: Sequence[TrialRecord],
+    regret: Callable[[float | None], float | None] | None,
+    ref_point: Sequence[float] | None,
+) -> Iterator[tuple[TrialRecord, float | None, float | None]]:
+    from bocli.pareto import HypervolumeTracker
+
+    if ref_point is None:
+        for t in trials:
+            yield t, None, None
+        return
+    m = len(space.objectives)
+    tracker = HypervolumeTracker([o.direction for o in space.objectives], list(ref_point))
+    hv: float | None = None
+    for t in trials:
+        if t.state == "complete":
+            y = outcome_matrix(space, [t])
+            hv = tracker.add(y[0, :m], feasible=bool(space.feasible(y)[0]))
+        yield t, hv, None if regret is None else regret(hv)
+
+
 def _export_row(
-    space: Space, t: TrialRecord, best: float | None, regret: float | None
+    space: Space,
+    t: TrialRecord,
+    best: float | None,
+    regret: float | None,
+    pareto: set[int] | None = None,
 ) -> dict[str, Any]:
-    return {
+    several = not space.is_single_outcome
+    row = {
         "trial_id": t.trial_id,
         **t.params,
-        space.objective.name: t.value,
+        **(
+            dict(zip(space.outcome_names, t.values_for(space.outcome_names), strict=True))
+            if several
+            else {space.objective.name: t.value}
+        ),
         "status": t.state,
-        "best_so_far": best,
+        "best_so_far": None if space.is_multi_objective else best,
         "regret": regret,
         "proposed_by": t.proposed_by,
         "fit_seconds": t.fit_seconds,
@@ -816,18 +1064,41 @@ def _export_row(
         "predicted_sd": t.predicted_sd,
         "diagnostics": t.diagnostics,
     }
+    if several:
+        row["feasible"] = _feasible(space, t) if t.state == "complete" else None
+        if t.predictions:
+            row["predicted_mean"] = {k: v.get("mean") for k, v in t.predictions.items()}
+            row["predicted_sd"] = {k: v.get("sd") for k, v in t.predictions.items()}
+    if space.is_multi_objective:
+        row["pareto"] = (
+            (t.trial_id in pareto) if pareto is not None and t.state == "complete" else None
+        )
+        row["hypervolume"] = best
+    return row
 
 
 def trial_rows(
-    space: Space, trials: Sequence[TrialRecord], problem: str | None = None
+    space: Space,
+    trials: Sequence[TrialRecord],
+    problem: str | None = None,
+    ref_point: Sequence[float] | None = None,
 ) -> list[dict[str, Any]]:
     """Every trial as an export row (columns ``export_columns``), in trial-id order;
     ``best_so_far`` is the best complete value among trials with this id or a smaller one,
-    ``regret`` its distance to a registered problem's known optimum."""
+    ``regret`` its distance to a registered problem's known optimum (with several objectives:
+    ``hypervolume`` so far, ``pareto`` whether the trial is in the final feasible Pareto set)."""
     p = _registered(problem)
+    pareto = _pareto_ids(space, trials)
     return [
-        _export_row(space, *x) for x in best_so_far(space, trials, None if p is None else p.regret)
+        _export_row(space, *x, pareto=pareto)
+        for x in best_so_far(space, trials, None if p is None else p.regret, ref_point)
     ]
+
+
+def _pareto_ids(space: Space, trials: Sequence[TrialRecord]) -> set[int] | None:
+    if not space.is_multi_objective:
+        return None
+    return {t.trial_id for t in pareto_trials(space, [t for t in trials if t.state == "complete"])}
 
 
 class ExportFile:
@@ -844,12 +1115,19 @@ class ExportFile:
 
     FINISHED = ("complete", "failed", "abandoned")
 
-    def __init__(self, path: str | Path, space: Space, problem: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        space: Space,
+        problem: str | None = None,
+        ref_point: Callable[[], Sequence[float] | None] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.space = space
         self.columns = export_columns(space)
         p = _registered(problem)
         self.regret = p.regret if p is not None else None
+        self.ref_point = ref_point or (lambda: None)  # several objectives: read when used
 
     def _lines(self, rows: list[dict[str, Any]]) -> str:
         text = to_csv_text(self.columns, rows)
@@ -857,9 +1135,10 @@ class ExportFile:
 
     def rewrite(self, trials: Sequence[TrialRecord]) -> None:
         """Replace the file with every finished trial of ``trials`` (all of the study, by id)."""
+        pareto = _pareto_ids(self.space, trials)
         rows = [
-            _export_row(self.space, *x)
-            for x in best_so_far(self.space, trials, self.regret)
+            _export_row(self.space, *x, pareto=pareto)
+            for x in best_so_far(self.space, trials, self.regret, self.ref_point())
             if x[0].state in self.FINISHED
         ]
         write_csv(self.path, to_csv_text(self.columns, rows), durable=False)
@@ -869,7 +1148,7 @@ class ExportFile:
         if not self.path.exists():
             self.rewrite(trials)
             return
-        for t, best, regret in best_so_far(self.space, trials, self.regret):
+        for t, best, regret in best_so_far(self.space, trials, self.regret, self.ref_point()):
             if t.trial_id == trial_id:
                 with self.path.open("a", encoding="utf-8", newline="") as f:
                     f.write(self._lines([_export_row(self.space, t, best, regret)]))
@@ -881,7 +1160,10 @@ def export_rows(path: str | Path) -> tuple[list[str], list[dict[str, Any]]]:
     with StudyStorage.open(path) as st:
         s = st.settings
         trials = st.trials()
-    return export_columns(s.space), trial_rows(s.space, trials, s.problem)
+        ref = stored_reference_point(st)
+    return export_columns(s.space), trial_rows(
+        s.space, trials, s.problem, None if ref is None else ref[0]
+    )
 
 
 def pending_rows(path: str | Path) -> tuple[list[str], list[dict[str, Any]]]:
@@ -899,9 +1181,9 @@ def export_csv(path: str | Path) -> str:
 
 
 def ask_columns(space: Space) -> list[str]:
-    return ["trial_id", *space.names, space.objective.name]
+    return ["trial_id", *space.names, *space.outcome_names]
 
 
 def ask_row(space: Space, t: TrialRecord) -> dict[str, Any]:
     """A trial as ``ask`` writes it: id, parameters, and the objective left empty to fill in."""
-    return {"trial_id": t.trial_id, **t.params, space.objective.name: None}
+    return {"trial_id": t.trial_id, **t.params, **dict.fromkeys(space.outcome_names)}

@@ -95,8 +95,18 @@ class Problem:
         return self.evaluate_outcomes(params, rng)[self.space.objective.name]
 
     def regret(self, best: float | None) -> float | None:
-        """Simple regret of a best-so-far value (>= 0), or None when the optimum is unknown."""
-        if self.optimum is None or best is None or not math.isfinite(best):
+        """Simple regret of a best-so-far value (>= 0), or None when the optimum is unknown.
+
+        With several objectives ``best`` is the hypervolume so far, and the regret is the log10
+        hypervolume regret ``log10(max_hv - hv)`` (None without a known ``max_hv``).
+        """
+        if best is None or not math.isfinite(best):
+            return None
+        if self.space.is_multi_objective:
+            from bocli.pareto import log_hv_regret
+
+            return None if self.max_hv is None else log_hv_regret(best, self.max_hv)
+        if self.optimum is None:
             return None
         return max(0.0, self.space.objective.sign * (self.optimum - best))
 

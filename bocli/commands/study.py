@@ -80,10 +80,9 @@ def init(
         seed=seed,
         n_init=n_init,
     )
-    obj = settings.space.objective
     click.echo(
         f"created {study}: {settings.space.dim} parameters ({', '.join(settings.space.names)}), "
-        f"{obj.direction} '{obj.name}', {settings.surrogate}+{settings.acquisition}, "
+        f"{settings.space.describe_outcomes()}, {settings.surrogate}+{settings.acquisition}, "
         f"first {settings.n_init} trials from a Sobol design"
     )
 
@@ -199,7 +198,9 @@ def _render_trials(study: str, trials: list[Any], fmt: str) -> str:
                 "trial_id": t.trial_id,
                 "params": t.params,
                 "proposed_by": t.proposed_by,
-                "predicted": None
+                "predicted": t.predictions
+                if t.predictions
+                else None
                 if t.predicted_mean is None
                 else {"mean": t.predicted_mean, "sd": t.predicted_sd},
             }
@@ -209,9 +210,15 @@ def _render_trials(study: str, trials: list[Any], fmt: str) -> str:
     rows = [ask_row(space, t) for t in trials]
     if fmt == "csv":
         return to_csv_text(ask_columns(space), rows)
-    columns = ask_columns(space)[:-1]
+    columns = ask_columns(space)[: -len(space.outcome_names)]
     cells = [[format_cell(r[c]) for c in columns] for r in rows]
-    if any(t.predicted_mean is not None for t in trials):
+    if any(t.predictions for t in trials):
+        for name in space.outcome_names:
+            columns = [*columns, f"predicted {name}"]
+            for row, t in zip(cells, trials, strict=True):
+                pred = (t.predictions or {}).get(name) or {}
+                row.append(_pm(pred.get("mean"), pred.get("sd")))
+    elif any(t.predicted_mean is not None for t in trials):
         # what the model expects to measure: mean +- one predictive standard deviation
         columns = [*columns, f"predicted {obj}"]
         for row, t in zip(cells, trials, strict=True):
@@ -234,7 +241,10 @@ def _table_text(columns: list[str], rows: list[list[str]], title: str | None = N
     table = Table(*columns, title=title)
     for r in rows:
         table.add_row(*r)
-    console = Console(file=None, record=True, width=max(80, sum(len(c) + 6 for c in columns)))
+    widths = [
+        max([len(c), *(len(r[j]) for r in rows if j < len(r))]) for j, c in enumerate(columns)
+    ]
+    console = Console(file=None, record=True, width=max(80, sum(w + 3 for w in widths) + 1))
     with console.capture() as cap:
         console.print(table)
     return cap.get()
@@ -329,8 +339,7 @@ def status(study: str, fmt: str) -> None:
     lines = [
         f"study      {info['study']}"
         + (f" (problem {info['problem']})" if info["problem"] else ""),
-        f"objective  {info['direction']} '{info['objective']}' over "
-        f"{', '.join(info['parameters'])}",
+        f"objective  {_outcomes_text(info)} over {', '.join(info['parameters'])}",
         f"trials     {info['trials']}: {info['complete']} complete, {info['pending']} pending, "
         f"{info['failed']} failed, {info['abandoned']} abandoned",
     ]
@@ -341,6 +350,24 @@ def status(study: str, fmt: str) -> None:
         )
         if info["regret"] is not None:
             lines.append(f"regret     {info['regret']:.4g}")
+    if "feasible" in info:
+        lines.append(f"feasible   {info['feasible']} of {info['complete']} complete trials")
+    if "hypervolume" in info:
+        lines.append(f"pareto     {info['pareto_optimal']} feasible Pareto-optimal trials")
+        ref = info["reference_point"]
+        if ref is None:
+            lines.append(
+                "hypervol.  - (the reference point is inferred at the first model-based ask)"
+            )
+        else:
+            hv = "-" if info["hypervolume"] is None else _fmt(info["hypervolume"])
+            label = " (inferred)" if info["reference_point_inferred"] else ""
+            lines.append(
+                f"hypervol.  {hv} against the reference point "
+                f"({', '.join(_fmt(v) for v in ref)}){label}"
+            )
+            if info.get("log_hv_regret") is not None:
+                lines.append(f"regret     log10 hypervolume regret {info['log_hv_regret']:.4g}")
     pc = info["predictions"]
     if pc is not None:
         lines.append(
@@ -354,6 +381,21 @@ def status(study: str, fmt: str) -> None:
 
 def _fmt(v: Any) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def _outcomes_text(info: dict[str, Any]) -> str:
+    """``minimize 'cost'`` or several objectives and constraints, from status's JSON."""
+    if "objectives" not in info:
+        return f"{info['direction']} '{info['objective']}'"
+    from bocli.space import OutcomeConstraint
+
+    objs = ", ".join(
+        f"{o['direction']} '{o['name']}'"
+        + (f" (threshold {_fmt(o['threshold'])})" if o.get("threshold") is not None else "")
+        for o in info["objectives"]
+    )
+    cons = [OutcomeConstraint(**c).describe() for c in info["outcome_constraints"]]
+    return objs + ("; subject to " + ", ".join(cons) if cons else "")
 
 
 @click.command(context_settings={"show_default": True})
@@ -373,11 +415,51 @@ def best(study: str, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(b))
         return
+    if "pareto_set" in b:
+        click.echo(_pareto_text(b), nl=False)
+        return
     lines = [f"trial {b['trial_id']}: {b['objective']} = {_fmt(b['value'])} ({b['direction']})"]
     lines += [f"  {k} = {_fmt(v)}" for k, v in b["params"].items()]
     if "regret" in b:
         lines.append(f"regret {b['regret']:.4g}")
     click.echo("\n".join(lines))
+
+
+def _pareto_text(b: dict[str, Any]) -> str:
+    """The Pareto set as a table: measured values with the model's mean ± sd beside them."""
+    from bocli.csvio import format_cell
+
+    names = [o["name"] for o in b["objectives"]]
+    names += [c["name"] for c in b["outcome_constraints"] if c["name"] not in names]
+    rows = b["pareto_set"]
+    if not rows:
+        return (
+            f"no complete trial satisfies the outcome constraints yet ({b['complete']} complete)\n"
+        )
+    params = list(rows[0]["params"])
+    columns = ["trial", *params, *names]
+    cells = []
+    for r in rows:
+        row = [str(r["trial_id"]), *(format_cell(r["params"][p]) for p in params)]
+        for n in names:
+            pred = (r.get("predicted") or {}).get(n)
+            shown = _fmt(r["values"][n])
+            if pred:
+                shown += f"  ({_pm(pred['mean'], pred['sd'])})"
+            row.append(shown)
+        cells.append(row)
+    dirs = ", ".join(f"{o['direction']} {o['name']}" for o in b["objectives"])
+    title = f"{len(rows)} feasible Pareto-optimal trial(s) of {b['complete']} complete ({dirs})"
+    text = _table_text(columns, cells, title=title)
+    text += "values measured; in brackets the model's predicted mean ± sd there now\n"
+    if b["reference_point"] is not None:
+        label = " (inferred)" if b["reference_point_inferred"] else ""
+        hv = "-" if b["hypervolume"] is None else _fmt(b["hypervolume"])
+        text += (
+            f"hypervolume {hv} against the reference point "
+            f"({', '.join(_fmt(v) for v in b['reference_point'])}){label}\n"
+        )
+    return text
 
 
 @click.command(context_settings={"show_default": True})
