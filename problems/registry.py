@@ -50,8 +50,10 @@ def _parse_value(text: str) -> Any:
 def get_problem(spec: str) -> Problem:
     """Build a registered problem from ``NAME``, ``NAME<dim>`` or ``NAME:key=value,key=value``.
 
-    ``NAME<dim>-SUFFIX`` also works for variants (``ackley10-noisy`` is ``ackley-noisy:dim=10``), so
-    the name of every built problem builds it again.
+    ``NAME<dim>-SUFFIX`` also works for variants (``ackley10-noisy`` is ``ackley-noisy:dim=10``), and
+    ``NAME_<dim>`` or ``NAME_<dim>_<m>`` for names that end in a digit or also take
+    ``num_objectives`` (``zdt1_10``, ``dtlz2_4_3`` is ``dtlz2:dim=4,num_objectives=3``), so the name
+    of every built problem builds it again.
     """
     _load_builtin()
     name, _, opts = spec.strip().partition(":")
@@ -62,6 +64,8 @@ def get_problem(spec: str) -> Problem:
             if not eq or not key.strip():
                 raise UnknownProblemError(f"problem '{spec}': expected key=value, got '{item}'")
             kwargs[key.strip()] = _parse_value(value.strip())
+    if name not in PROBLEMS:
+        name = _underscore_settings(spec, name, kwargs)
     if name not in PROBLEMS:
         m = re.fullmatch(r"([a-z_\-]*[a-z_])(\d+)(-[a-z_\-]+)?", name)
         if m and m.group(1) + (m.group(3) or "") in PROBLEMS:
@@ -88,6 +92,25 @@ def get_problem(spec: str) -> Problem:
         raise UnknownProblemError(f"problem '{spec}': bad settings ({e})") from None
 
 
+def _underscore_settings(spec: str, name: str, kwargs: dict[str, Any]) -> str:
+    """``dtlz2_4_3`` -> ``dtlz2`` with dim=4, num_objectives=3 in ``kwargs`` (``zdt1_10``: dim only),
+    when the base name is registered; else ``name`` unchanged."""
+    m = re.fullmatch(r"(.+?)_(\d+)(?:_(\d+))?", name)
+    if not m or m.group(1) not in PROBLEMS:
+        return name
+    said = {"dim": int(m.group(2))}
+    if m.group(3) is not None:
+        said["num_objectives"] = int(m.group(3))
+    for key, value in said.items():
+        if kwargs.get(key, value) != value:
+            raise UnknownProblemError(
+                f"problem '{spec}': the name says {key}={value} but the settings say "
+                f"{key}={kwargs[key]}"
+            )
+    kwargs.update(said)
+    return m.group(1)
+
+
 def _check_settings(spec: str, factory: ProblemFactory, kwargs: dict[str, Any]) -> None:
     try:
         sig = inspect.signature(factory)
@@ -105,4 +128,4 @@ def _check_settings(spec: str, factory: ProblemFactory, kwargs: dict[str, Any]) 
 
 def _load_builtin() -> None:
     # importing the modules runs their @register_problem decorators (none imports torch or sklearn)
-    from problems import mixed, ml, synthetic  # noqa: F401
+    from problems import mixed, ml, multiobjective, synthetic  # noqa: F401

@@ -6,7 +6,9 @@ function exists, the executable is found), so a mistake shows before the first e
 
 Python function
     ``fn(params: dict) -> float`` (or a numpy scalar, a 0-d array or tensor) or a dict holding the
-    objective's name, e.g. ``{"yield": 0.8}``. The function runs in a persistent child process
+    objective's name, e.g. ``{"yield": 0.8}``. With several outcomes (objectives and constrained
+    outcomes, ``Space.outcome_names``) it returns a dict holding every outcome's name (more keys are
+    ignored) or a list/tuple (or 1-d array) of values in ``outcome_names`` order. The function runs in a persistent child process
     (one per process using it, spawned on first use, reused: an evaluation costs a pipe round trip).
     There its prints go to stderr and Ctrl-C is ignored; an exception of any kind (SystemExit
     included), the process dying (os._exit, a segfault) or ``timeout`` expiring (the process is
@@ -15,8 +17,12 @@ Python function
 External command
     Run without a shell. Parameters go in as one JSON object on stdin (``mode="stdin"``) or as
     ``--name=value`` arguments (``mode="args"``). The value is read from stdout: the last non-empty
-    line as a number, or as JSON (a number or an object holding the objective's name). A timeout
-    kills the command's whole process group.
+    line as a number, or as JSON (a number or an object holding the objective's name). With several
+    outcomes it prints a JSON object holding every outcome's name, e.g. ``{"cost": 3, "purity":
+    0.9}``. A timeout kills the command's whole process group.
+
+Either way a missing outcome, or a value that is not a number, fails the evaluation with a one-line
+ObjectiveError naming the outcome; ``Problem.evaluate_outcomes`` refuses NaN and infinities.
 """
 
 from __future__ import annotations
@@ -89,6 +95,48 @@ def _as_value(result: Any, objective: str, source: str) -> float:
     return value
 
 
+def _as_values(
+    result: Any, outcomes: Sequence[str], source: str, sequences: bool = True
+) -> float | dict[str, float]:
+    """What an objective returned -> a float (one outcome, see ``_as_value``) or ``{outcome:
+    value}`` for every outcome (several): from a mapping holding every name, or, when
+    ``sequences``, a list/tuple/1-d array in ``outcomes`` order. NaN and infinities pass through
+    (``Problem.evaluate_outcomes`` refuses them, naming the outcome)."""
+    if len(outcomes) == 1:
+        return _as_value(result, outcomes[0], source)
+    listed = ", ".join(outcomes)
+    if isinstance(result, Mapping):
+        missing = [n for n in outcomes if n not in result]
+        if missing:
+            keys = ", ".join(map(str, result)) or "none"
+            names = ", ".join(f"'{n}'" for n in missing)
+            raise ObjectiveError(f"{source} returned no {names} (keys: {keys})")
+        items = [(n, result[n]) for n in outcomes]
+    elif sequences and (isinstance(result, list | tuple) or getattr(result, "ndim", None) == 1):
+        values = list(result)  # a list, a tuple, a 1-d numpy array or tensor
+        if len(values) != len(outcomes):
+            raise ObjectiveError(
+                f"{source} returned {len(values)} values, expected {len(outcomes)} ({listed})"
+            )
+        items = list(zip(outcomes, values, strict=True))
+    else:
+        if sequences:
+            how = "a mapping {name: value} or a list in that order"
+        else:
+            how = "a JSON object like {" + ", ".join(f'"{n}": 1.5' for n in outcomes) + "}"
+        raise ObjectiveError(
+            f"{source} returned {_shown(result)}, expected {len(outcomes)} outcomes "
+            f"({listed}) as {how}"
+        )
+    out: dict[str, float] = {}
+    for name, raw in items:
+        value = _as_number(raw)
+        if value is None:
+            raise ObjectiveError(f"{source} returned {_shown(raw)} as '{name}', expected a number")
+        out[name] = value
+    return out
+
+
 # ----- Python functions --------------------------------------------------------------------------
 def _split_target(target: str) -> tuple[str, str]:
     module, sep, func = target.strip().rpartition(":")  # rpartition: 'C:\\obj.py:f' keeps its drive
@@ -159,8 +207,8 @@ def _load_function(target: str, search_path: str) -> Callable[..., Any]:
 
 
 # The objective process: imports the function once, then answers requests until the pipe closes.
-# Requests: ("load",) and ("call", params, objective_name); replies: ("ok", float | None) or
-# ("error", one line).
+# Requests: ("load",) and ("call", params, outcome_names); replies: ("ok", None) to a load, ("ok",
+# float) to a call with one outcome, ("ok", {outcome: float}) with several, or ("error", one line).
 def _exit_with_parent(parent_pid: int) -> None:
     """End the objective process when its parent dies mid-evaluation (SIGKILL, OOM killer)."""
     while True:
@@ -190,7 +238,7 @@ def _serve(conn: Any, target: str, search_path: str, parent_pid: int) -> None:
             if func is None:
                 func = _load_function(target, search_path)
             if request[0] == "call":
-                reply = ("ok", _as_value(func(request[1]), request[2], source))
+                reply = ("ok", _as_values(func(request[1]), request[2], source))
             else:
                 reply = ("ok", None)
         except ObjectiveError as e:
@@ -409,13 +457,20 @@ class PythonObjective:
     prints, a hang past ``timeout``) reaches the run: each is an ObjectiveError and the next call
     gets a fresh process. Only the target, the directory it is resolved from and the settings are
     stored, so it pickles to worker processes.
+
+    With several ``outcomes`` (``Space.outcome_names``) a call returns ``{outcome: value}``.
     """
 
     target: str
     objective: str
     search_path: str
     timeout: float | None = None
+    outcomes: tuple[str, ...] = ()  # every outcome when there are several; () = the objective
     handles_timeout: ClassVar[bool] = True  # the parent waits on the pipe and kills on expiry
+
+    @property
+    def outcome_names(self) -> tuple[str, ...]:
+        return self.outcomes or (self.objective,)
 
     def load(self) -> None:
         """Import the function in the objective process; ObjectiveError (one line) if it fails."""
@@ -423,16 +478,18 @@ class PythonObjective:
         with child.lock:
             child.load()
 
-    def __call__(self, params: Mapping[str, Any]) -> float:
+    def __call__(self, params: Mapping[str, Any]) -> float | dict[str, float]:
         child = _child_for(self.target, self.search_path)
         with child.lock:
             child.load()
             try:
-                value = child.request(("call", dict(params), self.objective), self.timeout)
+                value = child.request(("call", dict(params), self.outcome_names), self.timeout)
             except _Died as e:
                 raise ObjectiveError(
                     f"objective process {_death(e.exitcode, 'the objective')}"
                 ) from None
+        if isinstance(value, dict):
+            return {k: float(v) for k, v in value.items()}
         return float(value)
 
 
@@ -442,7 +499,8 @@ def python_problem(target: str, space: Space, timeout: float | None = None) -> P
     Args:
         target: ``module:function`` (importable, or next to the current directory) or
             ``path/to/file.py:function`` (relative to the current directory).
-        space: The parameters and the objective's name and direction.
+        space: The parameters and the objectives' names and directions (with several outcomes, the
+            function returns every one of ``space.outcome_names``).
         timeout: Seconds an evaluation may take (the objective process is killed past it), or None.
 
     Raises:
@@ -453,7 +511,9 @@ def python_problem(target: str, space: Space, timeout: float | None = None) -> P
     if timeout is not None and not timeout > 0:
         raise ValueError(f"objective '{target}': timeout must be a positive number, got {timeout}")
     limit = timeout if timeout is not None and math.isfinite(timeout) else None
-    objective = PythonObjective(target.strip(), space.objective.name, os.getcwd(), limit)
+    objective = PythonObjective(
+        target.strip(), space.objective.name, os.getcwd(), limit, _several(space)
+    )
     try:
         objective.load()  # in the objective process: the module's side effects stay there
     except ObjectiveError as e:
@@ -468,6 +528,12 @@ def python_problem(target: str, space: Space, timeout: float | None = None) -> P
     )
 
 
+def _several(space: Space) -> tuple[str, ...]:
+    """Every outcome's name when the space has several, else () (the objective alone)."""
+    names = tuple(space.outcome_names)
+    return names if len(names) > 1 else ()
+
+
 # ----- external commands -------------------------------------------------------------------------
 def _short(argv: Sequence[str]) -> str:
     """``python /long/path/train.py --x 1`` -> ``python train.py``: enough to recognize it."""
@@ -478,8 +544,12 @@ def _format_arg(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def _parse_stdout(stdout: str, objective: str, source: str) -> float:
+def _parse_stdout(
+    stdout: str, objective: str, source: str, outcomes: tuple[str, ...] = ()
+) -> float | dict[str, float]:
     lines = [line.strip() for line in stdout.splitlines() if line.strip()]
+    if len(outcomes) > 1:
+        return _parse_outcomes(lines, outcomes, source)
     if not lines:
         raise ObjectiveError(f"{source} printed nothing on stdout; expected a number")
     last = lines[-1]
@@ -496,6 +566,31 @@ def _parse_stdout(stdout: str, objective: str, source: str) -> float:
     raise ObjectiveError(
         f"{source}: cannot read a value from the last line of stdout '{shown}'; "
         f'expected a number or JSON like {{"{objective}": 1.5}}'
+    )
+
+
+def _parse_outcomes(lines: list[str], outcomes: tuple[str, ...], source: str) -> dict[str, float]:
+    """Several outcomes: a JSON object holding every name, on the last line of stdout or on its last
+    lines (pretty-printed)."""
+    example = "{" + ", ".join(f'"{n}": 1.5' for n in outcomes) + "}"
+    if not lines:
+        raise ObjectiveError(f"{source} printed nothing on stdout; expected JSON like {example}")
+    last = lines[-1]
+    # the last line, else the last lines from one that opens an object (pretty-printed JSON after
+    # the command's log lines; looked for among the last 500 lines)
+    starts = [i for i in range(len(lines) - 1, max(-1, len(lines) - 501), -1) if lines[i][0] == "{"]
+    texts = [last] + ["\n".join(lines[i:]) for i in starts]
+    for text in texts:
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError:
+            continue
+        values = _as_values(parsed, outcomes, source, sequences=False)
+        return values if isinstance(values, dict) else {outcomes[0]: values}
+    shown = last if len(last) <= 80 else last[:77] + "..."
+    raise ObjectiveError(
+        f"{source}: cannot read the outcomes from the last line of stdout '{shown}'; "
+        f"expected JSON like {example}"
     )
 
 
@@ -520,6 +615,8 @@ class CommandObjective:
         timeout: Seconds before the command and its children are killed (None: no limit).
         mode: ``"stdin"`` (parameters as one JSON object) or ``"args"`` (``--name=value``).
         cwd: Working directory of the command (None: inherit).
+        outcomes: With several outcomes, every name (``Space.outcome_names``): the command prints
+            a JSON object holding each, and a call returns ``{outcome: value}``. () = the objective.
     """
 
     argv: tuple[str, ...]
@@ -527,6 +624,7 @@ class CommandObjective:
     timeout: float | None
     mode: str = "stdin"
     cwd: str | None = None
+    outcomes: tuple[str, ...] = ()
     handles_timeout: ClassVar[bool] = True  # kills its own process group; no extra process
 
     def __post_init__(self) -> None:
@@ -542,7 +640,7 @@ class CommandObjective:
     def label(self) -> str:
         return f"command '{_short(self.argv)}'"
 
-    def __call__(self, params: Mapping[str, Any]) -> float:
+    def __call__(self, params: Mapping[str, Any]) -> float | dict[str, float]:
         argv = list(self.argv)
         stdin = ""
         if self.mode == "args":
@@ -576,7 +674,7 @@ class CommandObjective:
             last = next((ln.strip() for ln in reversed(stderr.splitlines()) if ln.strip()), "")
             detail = f": {last}" if last else " (nothing on stderr)"
             raise ObjectiveError(f"{self.label} {describe_exit(proc.returncode)}{detail}")
-        return _parse_stdout(stdout, self.objective, self.label)
+        return _parse_stdout(stdout, self.objective, self.label, self.outcomes)
 
 
 def _check_executable(program: str, cwd: str | None) -> None:
@@ -601,7 +699,8 @@ def command_problem(
 
     Args:
         argv: The command and its fixed arguments, e.g. ``["python", "train.py"]``.
-        space: The parameters and the objective's name and direction.
+        space: The parameters and the objectives' names and directions (with several outcomes, the
+            command prints a JSON object holding every one of ``space.outcome_names``).
         timeout: Seconds per evaluation; past it the command and its children are killed and the
             evaluation fails with an ObjectiveError ("... timed out after N s").
         mode: ``"stdin"``: the parameters as one JSON object on stdin; ``"args"``: as
@@ -614,7 +713,7 @@ def command_problem(
     argv = tuple(str(a) for a in argv)
     if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
         raise ValueError(f"command objective: timeout must be a positive number, got {timeout}")
-    objective = CommandObjective(argv, space.objective.name, timeout, mode, cwd)
+    objective = CommandObjective(argv, space.objective.name, timeout, mode, cwd, _several(space))
     _check_executable(argv[0], cwd)
     return Problem(
         name=_short(argv),

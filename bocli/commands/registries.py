@@ -25,10 +25,26 @@ def _emit(rows: list[dict[str, Any]], columns: list[str], title: str, fmt: str) 
     Console().print(table)
 
 
+def _objectives_text(objectives: list[Any]) -> str:
+    """``minimize value`` or ``2 (minimize f1, f2)``, ``3 (minimize f1, maximize f2, f3)``."""
+    groups: list[tuple[str, list[str]]] = []
+    for o in objectives:
+        if groups and groups[-1][0] == o.direction:
+            groups[-1][1].append(o.name)
+        else:
+            groups.append((o.direction, [o.name]))
+    text = ", ".join(f"{d} {', '.join(names)}" for d, names in groups)
+    return text if len(objectives) == 1 else f"{len(objectives)} ({text})"
+
+
 @click.command()
 @format_option("table", "json")
 def problems(fmt: str) -> None:
-    """List the registered problems (name, dimension, known optimum, noise).
+    """List the registered problems (name, dimension, objectives, constraints, known optimum).
+
+    With several objectives, the objectives' thresholds form the hypervolume's reference point
+    (reference_point in JSON), and the optimum column shows the largest hypervolume reachable
+    (max_hv in JSON), when known.
 
     \b
     Example:
@@ -38,18 +54,32 @@ def problems(fmt: str) -> None:
 
     rows = []
     for name, p in list_problems().items():
-        types = sorted({prm.type for prm in p.space.parameters})
-        rows.append(
-            {
-                "name": name,
-                "dim": p.space.dim,
-                "types": ",".join(types),
-                "optimum": p.optimum,
-                "noise_std": p.noise_std,
-                "description": p.description,
-            }
-        )
-    _emit(rows, ["name", "dim", "types", "optimum", "noise_std", "description"], "problems", fmt)
+        space = p.space
+        thresholds = space.thresholds()
+        row: dict[str, Any] = {
+            "name": name,
+            "dim": space.dim,
+            "types": ",".join(sorted({prm.type for prm in space.parameters})),
+        }
+        if fmt == "json":
+            row["objectives"] = [
+                {"name": o.name, "direction": o.direction, "threshold": o.threshold}
+                for o in space.objectives
+            ]
+            row["outcome_constraints"] = [c.to_dict() for c in space.outcome_constraints]
+            row["reference_point"] = None if None in thresholds else thresholds
+            row["optimum"] = p.optimum
+            row["max_hv"] = p.max_hv
+            row["tags"] = list(p.tags)
+        else:
+            row["objectives"] = _objectives_text(list(space.objectives))
+            row["constraints"] = len(space.outcome_constraints) or None
+            row["optimum"] = p.optimum if p.max_hv is None else f"HV {p.max_hv:.6g}"
+        row["noise_std"] = p.noise_std
+        row["description"] = p.description
+        rows.append(row)
+    columns = ["name", "dim", "types", "objectives", "constraints", "optimum", "noise_std"]
+    _emit(rows, [*columns, "description"], "problems", fmt)
 
 
 @click.command()

@@ -42,7 +42,7 @@ def test_objective_error_passes_through_unchanged():
 
 
 def test_non_number_is_an_objective_error():
-    with pytest.raises(ObjectiveError, match="returned .abc. for .*not a number"):
+    with pytest.raises(ObjectiveError, match=r"returned .abc. for .*not a number"):
         Problem("p", SPACE, _const("abc")).evaluate({"x": 0.5})
 
 

@@ -29,6 +29,21 @@ def test_declaration(name):
     assert p.noise_std >= 0
     copy = pickle.loads(pickle.dumps(p))
     assert copy == p  # the dataclass callables compare by value, so this checks fn too
+    if p.space.is_multi_objective:
+        assert p.optimum is None  # regret is single-objective; max_hv plays its part
+        assert p.max_hv is None or (math.isfinite(p.max_hv) and p.max_hv > 0)
+        assert all(o.threshold is not None for o in p.space.objectives)  # a fixed reference point
+    else:
+        assert p.max_hv is None
+
+
+def _evaluate(p: Problem, params, rng=None) -> dict[str, float]:
+    """Every outcome: ``evaluate`` for a single-outcome problem, else ``evaluate_outcomes``."""
+    if p.space.is_single_outcome:
+        value = p.evaluate(params, rng)
+        assert isinstance(value, float)
+        return {p.space.objective.name: value}
+    return p.evaluate_outcomes(params, rng)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -37,11 +52,12 @@ def test_evaluates_the_same_after_pickling(name):
     copy = pickle.loads(pickle.dumps(p))
     points = p.space.decode(p.space.sobol(2 if name in SLOW else 16, seed=0))
     for params in points:
-        value = p.evaluate(params)
-        assert isinstance(value, float)
-        assert math.isfinite(value)
-        assert copy.evaluate(params) == value
+        values = _evaluate(p, params)
+        assert list(values) == p.space.outcome_names
+        assert all(isinstance(v, float) and math.isfinite(v) for v in values.values())
+        assert _evaluate(copy, params) == values
         if p.optimum is not None:
+            value = values[p.space.objective.name]
             assert p.space.objective.sign * (p.optimum - value) >= -1e-9
             assert p.regret(value) >= 0
 
@@ -51,9 +67,9 @@ def test_noise_is_a_setting(name):
     p = PROBLEMS[name](noise_std=0.5)
     assert p.noise_std == 0.5
     params = p.space.decode(np.full((1, p.space.dim), 0.3))[0]
-    a = p.evaluate(params, np.random.default_rng(0))
-    b = p.evaluate(params, np.random.default_rng(1))
-    assert a != b
+    a = _evaluate(p, params, np.random.default_rng(0))
+    b = _evaluate(p, params, np.random.default_rng(1))
+    assert all(a[k] != b[k] for k in p.space.outcome_names)  # every outcome is noisy
 
 
 def test_importing_and_listing_does_not_load_torch_or_sklearn():
