@@ -6,9 +6,15 @@ Sobol design depends only on the space and the seed). A results directory holds:
 
 - ``compare.json``: the grid's settings, every command that ran it, and library versions;
 - ``evaluations.csv`` (or ``.parquet``): one row per evaluation (value, best so far, regret, fit and
-  acquisition seconds, the parameters as JSON);
-- ``calibration.csv`` (or ``.parquet``): one row per refit on problems with a known function
-  (held-out log-likelihood, 90% coverage, RMSE; see ``bocli/calibration.py``);
+  acquisition seconds, the parameters as JSON). With several objectives ``value`` is the first
+  objective's, ``best_so_far``/``regret`` are the hypervolume so far and its log10 regret (as in
+  ``bocli.run.Trial``), also under their own names ``hypervolume`` and ``log_hv_regret`` (empty for
+  a single objective, and when the problem's maximum hypervolume is unknown), ``outcomes`` holds
+  every outcome's value as JSON and ``feasible`` whether the outcome constraints hold (1/0). Results
+  written before these columns existed still load (the columns read as empty);
+- ``calibration.csv`` (or ``.parquet``): one row per refit on single-outcome problems with a known
+  function (held-out log-likelihood, 90% coverage, RMSE; see ``bocli/calibration.py``); problems
+  with several outcomes (objectives or constraints) are not scored;
 - ``cells.csv``: the ledger, one row per finished cell (``ok`` or ``failed`` with its error).
 
 A cell's rows are written first and its ledger row last, each fsynced, so the ledger says what is
@@ -64,7 +70,14 @@ EVAL_FIELDS = [
     "eval_seconds",
     "error",
     "params",
+    # several objectives (empty otherwise); appended, so results without them still read
+    "hypervolume",
+    "log_hv_regret",
+    "outcomes",
+    "feasible",
 ]
+#: the columns of evaluations.csv before several objectives (still accepted when reading)
+LEGACY_EVAL_FIELDS = EVAL_FIELDS[: EVAL_FIELDS.index("hypervolume")]
 CALIBRATION_FIELDS = [*CELL_KEYS, "refit", "n_train", "loglik", "coverage", "rmse", "scale"]
 CELL_FIELDS = [
     *CELL_KEYS,
@@ -224,7 +237,14 @@ def run_cell(spec: CellSpec) -> CellResult:
     try:
         problem = get_problem(cell.problem)
         held = None
-        if spec.calibration_points > 0 and has_known_function(problem):
+        multi = problem.space.is_multi_objective
+        # calibration scores the first objective's single-output model only: a problem with several
+        # outcomes (objectives or constrained outcomes) has a multi-output model, so it is skipped
+        if (
+            spec.calibration_points > 0
+            and problem.space.is_single_outcome
+            and has_known_function(problem)
+        ):
             held = held_out_points(problem, spec.calibration_points)
         sign = problem.space.objective.sign
 
@@ -276,6 +296,7 @@ def run_cell(spec: CellSpec) -> CellResult:
             "eval_seconds": t.eval_seconds,
             "error": t.error,
             "params": json.dumps(t.params, default=str),
+            **(_multi_columns(t) if multi else {}),
         }
         for t in trials
     ]
@@ -288,6 +309,16 @@ def run_cell(spec: CellSpec) -> CellResult:
         evaluations=rows,
         calibration=calibration,
     )
+
+
+def _multi_columns(t: Any) -> dict[str, Any]:
+    """The multi-objective columns of one trial (see the module docstring)."""
+    return {
+        "hypervolume": t.best_so_far,
+        "log_hv_regret": t.regret,
+        "outcomes": json.dumps(t.outcomes) if t.outcomes else None,
+        "feasible": None if t.feasible is None else int(bool(t.feasible)),
+    }
 
 
 def _one_line(e: BaseException) -> str:
@@ -333,13 +364,27 @@ def _append_csv(path: Path, fields: list[str], rows: Iterable[dict[str, Any]]) -
 
 
 def _read_csv(path: Path, fields: list[str]) -> list[dict[str, str]]:
+    """The rows of a results table (columns checked; a file of the columns before several
+    objectives, ``LEGACY_EVAL_FIELDS``, reads with the new columns empty)."""
     if not path.exists():
         return []
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        if reader.fieldnames is not None and list(reader.fieldnames) != fields:
+        found = list(reader.fieldnames) if reader.fieldnames is not None else None
+        legacy = fields == EVAL_FIELDS and found == LEGACY_EVAL_FIELDS
+        if found is not None and found != fields and not legacy:
             raise CompareError(f"{path}: unexpected columns {reader.fieldnames}")
-        return [r for r in reader if None not in r and all(v is not None for v in r.values())]
+        rows = [r for r in reader if None not in r and all(v is not None for v in r.values())]
+    if legacy:
+        rows = [{**r, **dict.fromkeys(fields[len(found or []) :], "")} for r in rows]
+    return rows
+
+
+def _csv_header(path: Path) -> list[str] | None:
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with path.open(newline="", encoding="utf-8") as f:
+        return next(csv.reader(f), None)
 
 
 def _cell_key(row: dict[str, Any]) -> tuple[str, str, str, int]:
@@ -447,7 +492,9 @@ class _Store:
                 rows = _read_csv(path, fields)
             kept = [r for r in rows if _cell_key(r) in self.done]
             self._frames[name] = kept
-            if len(kept) != len(rows):  # rows of unfinished (or retried) cells
+            stale = self.config.table == "csv" and _csv_header(path) not in (None, fields)
+            if len(kept) != len(rows) or stale:  # rows of unfinished (or retried) cells, or the
+                # columns of an older version (appending rows of the new columns needs its header)
                 if self.config.table == "parquet":
                     _write_parquet(path, fields, kept)
                 else:
@@ -577,7 +624,13 @@ def load_results(out_dir: str | Path) -> dict[str, Any]:
         keys = list(map(tuple, df[CELL_KEYS].itertuples(index=False, name=None)))
         df = df[[k in done for k in keys]].copy()
         for col in fields:
-            if col not in CELL_KEYS and col not in ("phase", "status", "error", "params"):
+            if col not in CELL_KEYS and col not in (
+                "phase",
+                "status",
+                "error",
+                "params",
+                "outcomes",
+            ):
                 df[col] = pd.to_numeric(df[col], errors="coerce")
         return df
 
@@ -610,7 +663,8 @@ def _validate(config: CompareConfig) -> dict[str, Any]:
     """Check every name before anything runs (a typo fails at once, not as a column of failed cells).
 
     Returns:
-        ``problem name -> {dim, direction, optimum}`` for the report.
+        ``problem name -> {dim, direction, optimum, noise_std}`` for the report, plus
+        ``objectives`` (``[{name, direction, threshold}]``) and ``max_hv`` with several objectives.
     """
     from bocli.acquisition import ACQUISITIONS
     from problems import get_problem
@@ -653,6 +707,9 @@ def _validate(config: CompareConfig) -> dict[str, Any]:
             "optimum": p.optimum,
             "noise_std": p.noise_std,
         }
+        if p.space.is_multi_objective:
+            info[name]["objectives"] = [o.to_dict() for o in p.space.objectives]
+            info[name]["max_hv"] = p.max_hv
     for name in config.surrogates:
         try:
             cls = get_surrogate_class(name)
@@ -739,10 +796,14 @@ def run_grid(
         if on_cell is not None:
             on_cell(result)
 
+    from problems import get_problem
+
+    # the space too: an acquisition without a multi-objective form fails here, not in a worker
+    spaces = {p: get_problem(p).space for p in {c.problem for c in todo}}
     runnable: list[Cell] = []
     for c in todo:
         try:
-            check_compatible(c.surrogate, c.acquisition)
+            check_compatible(c.surrogate, c.acquisition, spaces[c.problem])
             runnable.append(c)
         except IncompatiblePairError as e:
             finish(CellResult(c, "failed", error=f"IncompatiblePairError: {e}"))

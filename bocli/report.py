@@ -3,14 +3,19 @@
 The HTML file has no external references: CSS inline, plots as PNG data URIs (matplotlib, Agg), no
 scripts, so it opens offline and can be mailed around. Sections, per the study it imitates:
 
-1. best-so-far regret curves per problem (median over seeds, interquartile band, log axis);
-2. final-regret table with ranks per problem and the mean rank over problems;
+1. best-so-far regret curves per problem (median over seeds, interquartile band, log axis); for a
+   problem with several objectives, the hypervolume so far (or its log10 regret when the problem's
+   maximum hypervolume is known), and its Pareto fronts: the final data of every method with the
+   non-dominated points highlighted (one panel per method for two objectives, every pair of
+   objectives for three or more);
+2. final-regret table with ranks per problem and the mean rank over problems (hypervolume, or log10
+   hypervolume regret, for several objectives);
 3. time per iteration, surrogate fit vs acquisition optimization;
 4. calibration of the surrogates on held-out points (log-likelihood, 90% interval coverage);
 5. failed cells, and the exact commands and library versions that produced the results.
 
 The statistics are plain functions of DataFrames (``final_table``, ``rank_table``, ``timing_table``,
-``calibration_table``, ``curves``), separate from the rendering.
+``calibration_table``, ``curves``, ``pareto_data``), separate from the rendering.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ __all__ = [
     "curves",
     "final_table",
     "markdown_rank_table",
+    "pareto_data",
     "rank_table",
     "timing_table",
     "write_report",
@@ -49,10 +55,29 @@ def _with_method(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+METRIC_LABELS = {
+    "regret": "regret",
+    "best_so_far": "best so far",
+    "hypervolume": "hypervolume",
+    "log_hv_regret": "log10 HV regret",
+}
+
+
+def _objectives(problem: str, meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """A multi-objective problem's objectives ``[{name, direction, threshold}]``; [] for one."""
+    objs = meta.get("problems_info", {}).get(problem, {}).get("objectives") or []
+    return list(objs) if len(objs) > 1 else []
+
+
 def _metric(problem: str, meta: dict[str, Any]) -> tuple[str, float]:
     """Which column measures a problem (regret when its optimum is known) and its sign (+1 = lower
-    is better)."""
+    is better). Several objectives: the log10 hypervolume regret when the maximum hypervolume is
+    known (lower is better), otherwise the hypervolume (higher is better)."""
     info = meta.get("problems_info", {}).get(problem, {})
+    if _objectives(problem, meta):
+        if info.get("max_hv") is not None:
+            return "log_hv_regret", 1.0
+        return "hypervolume", -1.0
     if info.get("optimum") is not None:
         return "regret", 1.0
     return "best_so_far", (-1.0 if info.get("direction") == "maximize" else 1.0)
@@ -87,6 +112,57 @@ def curves(
             "seeds": np.array(len(arr)),
         }
     return out
+
+
+def pareto_data(
+    evaluations: pd.DataFrame, problem: str, objectives: list[dict[str, Any]]
+) -> dict[str, dict[str, np.ndarray]]:
+    """The final data of every method on a multi-objective problem, all seeds pooled.
+
+    Returns:
+        ``method -> {"Y": n x m outcome values (objectives order), "feasible": n booleans,
+        "pareto": n booleans (non-dominated among the method's pooled feasible points),
+        "seeds": number of seeds}``; complete evaluations with every objective recorded only.
+    """
+    from bocli.pareto import pareto_mask
+
+    names = [o["name"] for o in objectives]
+    directions = [o.get("direction", "minimize") for o in objectives]
+    df = evaluations[evaluations["problem"] == problem]
+    if "outcomes" not in df.columns:
+        return {}
+    df = _with_method(df[df["status"] == "complete"])
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for method, g in df.groupby(METHOD, sort=False):
+        rows, feas = [], []
+        for text, ok in zip(g["outcomes"], g.get("feasible", [np.nan] * len(g)), strict=True):
+            vals = _outcomes(text)
+            if vals is None or any(n not in vals for n in names):
+                continue
+            rows.append([float(vals[n]) for n in names])
+            feas.append(not (isinstance(ok, int | float) and ok == 0))
+        if not rows:
+            continue
+        Y, F = np.array(rows, dtype=float), np.array(feas, dtype=bool)
+        out[str(method)] = {
+            "Y": Y,
+            "feasible": F,
+            "pareto": pareto_mask(Y, directions, F),
+            "seeds": np.array(g["seed"].nunique()),
+        }
+    return out
+
+
+def _outcomes(text: Any) -> dict[str, Any] | None:
+    import json
+
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        vals = json.loads(text)
+    except ValueError:
+        return None
+    return vals if isinstance(vals, dict) else None
 
 
 def _ffill(arr: np.ndarray) -> np.ndarray:
@@ -226,7 +302,7 @@ def _rank(v: Any) -> str:
 
 def markdown_rank_table(ranks: pd.DataFrame, problems: list[str], meta: dict[str, Any]) -> str:
     """The rank table as Markdown: ``median (rank)`` per problem, then the mean rank."""
-    head = ["method", *[f"{p} ({_metric(p, meta)[0].replace('_', ' ')})" for p in problems]]
+    head = ["method", *[f"{p} ({METRIC_LABELS[_metric(p, meta)[0]]})" for p in problems]]
     head.append("mean rank")
     lines = [
         "| " + " | ".join(head) + " |",
@@ -262,7 +338,7 @@ def _curve_figure(
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    log = column == "regret"
+    log = column == "regret"  # log_hv_regret is a log10 already: a linear axis
     positive = [v for d in data.values() for v in d["q25"] if np.isfinite(v) and v > 0]
     floor = (min(positive) / 10) if positive else 1e-12
     for method, d in data.items():
@@ -274,11 +350,104 @@ def _curve_figure(
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("evaluation")
-    ax.set_ylabel("best-so-far regret" if log else "best value so far")
+    ax.set_ylabel(
+        {
+            "regret": "best-so-far regret",
+            "hypervolume": "hypervolume so far",
+            "log_hv_regret": "log10 hypervolume regret",
+        }.get(column, "best value so far")
+    )
     ax.set_title(f"{problem}: median and interquartile range over seeds")
     ax.grid(True, which="both", alpha=0.25)
     if data:
         ax.legend(fontsize=8, frameon=False)
+    return _png(fig)
+
+
+def _axis_label(objective: dict[str, Any]) -> str:
+    direction = objective.get("direction", "minimize")
+    better = "lower" if direction == "minimize" else "higher"
+    return f"{objective['name']} ({direction}: {better} is better)"
+
+
+def _front_figure(
+    problem: str,
+    data: dict[str, dict[str, np.ndarray]],
+    objectives: list[dict[str, Any]],
+    colors: dict,
+) -> str:
+    """One panel per method (two objectives), or per method and pair of objectives (three or more):
+    dominated points faded, Pareto points highlighted, infeasible ones as faded crosses, the
+    reference point (the thresholds) dashed."""
+    import itertools
+
+    import matplotlib.pyplot as plt
+
+    m = len(objectives)
+    pairs = list(itertools.combinations(range(m), 2))[:6]
+    methods = list(data)
+    if m == 2:
+        nrows, ncols = 1 + (len(methods) - 1) // 3, min(3, len(methods))
+        grid = [(method, pairs[0]) for method in methods]
+    else:
+        nrows, ncols = len(methods), len(pairs)
+        grid = [(method, pair) for method in methods for pair in pairs]
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.9 * ncols, 3.5 * nrows), squeeze=False)
+    ref = [o.get("threshold") for o in objectives]
+    # axes cover every method's Pareto points and the reference point (the region the
+    # hypervolume measures), the same for every panel of a pair, so methods compare by eye
+    limits: dict[int, tuple[float, float]] = {}
+    for k in range(m):
+        vals = [d["Y"][d["pareto"], k] for d in data.values()]
+        pts = np.concatenate(vals) if vals else np.array([])
+        if ref[k] is not None:
+            pts = np.append(pts, float(ref[k]))
+        if not len(pts):
+            pts = np.concatenate([d["Y"][:, k] for d in data.values()])
+        lo, hi = float(np.min(pts)), float(np.max(pts))
+        pad = 0.08 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 0.1
+        limits[k] = (lo - pad, hi + pad)
+    flat = [ax for row in axes for ax in row]
+    for ax, (method, (i, j)) in zip(flat, grid, strict=False):
+        d = data[method]
+        Y, feas, front = d["Y"], d["feasible"], d["pareto"]
+        color = colors.get(method, "C0")
+        dom = feas & ~front
+        ax.scatter(Y[dom, i], Y[dom, j], s=14, color=color, alpha=0.22, lw=0, label="dominated")
+        if (~feas).any():
+            ax.scatter(Y[~feas, i], Y[~feas, j], s=16, marker="x", color="0.55", alpha=0.5,
+                       lw=0.8, label="infeasible")  # fmt: skip
+        ax.scatter(Y[front, i], Y[front, j], s=30, color=color, edgecolor="black", lw=0.6,
+                   zorder=3, label="Pareto")  # fmt: skip
+        if m == 2 and front.any():
+            order = np.argsort(Y[front, i])
+            # the attainment staircase: after a point, the next one's value when x is maximized
+            where = "post" if objectives[i].get("direction", "minimize") == "minimize" else "pre"
+            ax.step(Y[front, i][order], Y[front, j][order], where=where, color=color, lw=0.9,
+                    alpha=0.7, zorder=2)  # fmt: skip
+        for k, axline in ((i, ax.axvline), (j, ax.axhline)):
+            if ref[k] is not None:
+                axline(float(ref[k]), color="0.4", ls="--", lw=0.8)
+        ax.set_xlim(*limits[i])
+        ax.set_ylim(*limits[j])
+        ax.set_xlabel(_axis_label(objectives[i]), fontsize=8)
+        ax.set_ylabel(_axis_label(objectives[j]), fontsize=8)
+        ax.set_title(
+            f"{method}: {int(front.sum())} Pareto of {len(Y)} (n={int(d['seeds'])})", fontsize=9
+        )
+        ax.tick_params(labelsize=7)
+        ax.grid(True, alpha=0.25)
+    for ax in flat[len(grid) :]:
+        ax.set_visible(False)
+    legend: dict[str, Any] = {}  # every kind of point any panel shows, once
+    for ax in flat[: len(grid)]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    handles, labels = list(legend.values()), list(legend)
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, 0.0))  # fmt: skip
+    fig.suptitle(f"{problem}: final data, seeds pooled", fontsize=10)
+    fig.tight_layout()
     return _png(fig)
 
 
@@ -383,7 +552,7 @@ def _markdown(results: dict[str, Any], tables: dict[str, Any]) -> str:
         return "No finished cells yet.\n"
     cfg = meta.get("config", {})
     lines = [
-        f"Final {'regret' if any(_metric(p, meta)[0] == 'regret' for p in tables['problems']) else 'value'}"
+        f"Final {'regret' if any(_metric(p, meta)[0] in ('regret', 'log_hv_regret') for p in tables['problems']) else 'value'}"
         f": median over {len(cfg.get('seeds', []))} seeds after {cfg.get('budget')} evaluations "
         "(rank within the problem; lower is better).",
         "",
@@ -423,12 +592,45 @@ def _html(results: dict[str, Any], tables: dict[str, Any]) -> str:
         if not data:
             continue
         src = _curve_figure(p, data, column, colors)
+        what = {
+            "hypervolume": ", hypervolume of the feasible points so far against the reference "
+            "point formed by the objectives' thresholds (higher is better)",
+            "log_hv_regret": ", log10 of the known maximum hypervolume minus the hypervolume of "
+            "the feasible points so far (lower is better)",
+        }.get(column, ", log axis" if column == "regret" else "")
         parts.append(
             f"<figure><img src='{src}' alt='best-so-far {e(column)} on {e(p)}' width='704'>"
             f"<figcaption class='muted'>{e(p)}: median (line) and interquartile band over seeds"
-            f"{', log axis' if column == 'regret' else ''}.</figcaption></figure>"
+            f"{e(what)}.</figcaption></figure>"
         )
     parts.append("</div>")
+
+    # 1b. Pareto fronts (problems with several objectives only)
+    multi = [p for p in problems if _objectives(p, meta)]
+    if multi:
+        parts.append("<h2>Pareto fronts</h2><div class='plots'>")
+        for p in multi:
+            objectives = _objectives(p, meta)
+            data = pareto_data(ev, p, objectives) if len(ev) else {}
+            if not data:
+                parts.append(f"<p>{e(p)}: no complete evaluations with every objective.</p>")
+                continue
+            src = _front_figure(p, data, objectives, colors)
+            view = (
+                "one panel per method"
+                if len(objectives) == 2
+                else ("one row per method, one panel per pair of objectives")
+            )
+            parts.append(
+                f"<figure><img src='{src}' alt='Pareto front on {e(p)}' width='900'>"
+                f"<figcaption class='muted'>{e(p)}: every complete evaluation at the end of the "
+                f"budget, all seeds pooled, {view}. Outlined points are Pareto-optimal among the "
+                "method's pooled feasible points, faded ones dominated, grey crosses infeasible; "
+                "dashed lines are the thresholds (the hypervolume's reference point). The axes "
+                "cover the fronts and the reference point, so far dominated points may lie "
+                "outside.</figcaption></figure>"
+            )
+        parts.append("</div>")
 
     # 2. rank table
     ranks = tables["ranks"]
@@ -438,9 +640,16 @@ def _html(results: dict[str, Any], tables: dict[str, Any]) -> str:
             "<p class='muted'>Median [interquartile range] of the final metric over seeds, rank "
             "within the problem in parentheses (1 = best; ties share the average; a method "
             "without results ranks last). Regret where the optimum is known, otherwise the best "
-            "value found.</p>"
+            "value found."
+            + (
+                " Several objectives: the final hypervolume (higher is better), or its log10 "
+                "regret where the maximum hypervolume is known (lower is better)."
+                if multi
+                else ""
+            )
+            + "</p>"
         )
-        head = ["method", *[f"{p} ({_metric(p, meta)[0].replace('_', ' ')})" for p in problems]]
+        head = ["method", *[f"{p} ({METRIC_LABELS[_metric(p, meta)[0]]})" for p in problems]]
         head.append("mean rank")
         rows, best = [], set()
         for i, (method, row) in enumerate(ranks.iterrows()):
@@ -526,6 +735,12 @@ def _html(results: dict[str, Any], tables: dict[str, Any]) -> str:
     else:
         parts.append(
             "<p>No calibration measurements (no model-based refits on known functions).</p>"
+        )
+    if multi:
+        parts.append(
+            "<p class='muted'>Problems with several objectives ("
+            + e(", ".join(multi))
+            + ") are not scored: calibration covers single-output models only.</p>"
         )
 
     # 5. failures, provenance

@@ -108,9 +108,9 @@ class Trial:
     trial: int  # the study's trial id
     params: dict[str, Any]
     status: str  # complete | failed
-    value: float | None
-    best_so_far: float | None
-    regret: float | None
+    value: float | None  # the (first) objective's value
+    best_so_far: float | None  # best feasible value so far; several objectives: the hypervolume
+    regret: float | None  # several objectives: log10 hypervolume regret (known max_hv only)
     phase: str
     surrogate: str
     acquisition: str
@@ -122,6 +122,8 @@ class Trial:
     predicted_mean: float | None = None  # what the model expected (None for the Sobol design)
     predicted_sd: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    outcomes: dict[str, float] | None = None  # every outcome (several outcomes only)
+    feasible: bool | None = None  # satisfies the outcome constraints (complete trials)
 
 
 def validate_config(config: RunConfig, space: Any = None) -> None:
@@ -232,12 +234,16 @@ def _show(v: Any) -> str:
 # ----- the loop -----------------------------------------------------------------------------------
 def _evaluate(
     problem: Problem, params: dict[str, Any], seed: int
-) -> tuple[float | None, str, float]:
-    """Evaluate in whatever process the executor chose; never raises for an objective failure."""
+) -> tuple[dict[str, float] | None, str, float]:
+    """Evaluate in whatever process the executor chose; never raises for an objective failure.
+
+    Returns:
+        Every outcome's value (None when the evaluation failed), why it failed, and seconds.
+    """
     t0 = time.perf_counter()
     try:
-        value = problem.evaluate(params, rng=np.random.default_rng(seed))
-        return value, "", time.perf_counter() - t0
+        values = problem.evaluate_outcomes(params, rng=np.random.default_rng(seed))
+        return values, "", time.perf_counter() - t0
     except ObjectiveError as e:
         return None, str(e), time.perf_counter() - t0
     except Exception as e:
@@ -284,7 +290,7 @@ def optimize(
     Returns:
         Every finished trial of the study (complete or failed), in trial-id order.
     """
-    from bocli.study import ExportFile, ask_open
+    from bocli.study import ExportFile, ask_open, stored_reference_point
 
     path = Path(study)
     notes = on_note or (lambda msg: None)
@@ -297,9 +303,17 @@ def optimize(
         s = st.settings
         space = s.space
 
-        exporter = ExportFile(export, space, s.problem) if export is not None else None
+        def ref_point() -> list[float] | None:
+            ref = stored_reference_point(st)
+            return None if ref is None else ref[0]
+
+        exporter = ExportFile(export, space, s.problem, ref_point) if export is not None else None
 
         queue = _recover(st, runner, retry_failed, notes)
+        so_far = _SoFar(space, problem, ref_point)
+        for r in st.trials():
+            if r.state in ("complete", "failed"):
+                so_far.add(r)
         if exporter is not None:
             exporter.rewrite(st.trials())
         executor = executor or _default_executor(config)
@@ -341,12 +355,14 @@ def optimize(
                     except Exception as e:  # the executor itself failed (a worker died)
                         value, error, seconds = None, f"{type(e).__name__}: {e}", 0.0
                     st.set_durable(seconds >= FAST_EVAL_S)
-                    if not _tell(st, t, value, error, seconds, notes):
+                    if not _tell(st, space, t, value, error, seconds, notes):
                         continue
+                    record = st.trials()[t.trial_id]
+                    best, regret = so_far.add(record)
                     if exporter is not None:
-                        exporter.append(st.trials(), t.trial_id)
+                        exporter.append(record, best, regret)
                     if on_trial is not None:
-                        on_trial(_finished_trials(space, st.trials(), problem, t.trial_id)[-1])
+                        on_trial(_trial(space, record, best, regret))
         except BaseException:
             # interrupted (Ctrl-C) or failed: what was running did not finish, so it does not
             # count as an attempt; the next run evaluates it under the same trial id
@@ -361,7 +377,7 @@ def optimize(
             st.sync()
             if exporter is not None:  # the canonical file: every finished trial, by id
                 exporter.rewrite(st.trials())
-        return _finished_trials(space, st.trials(), problem)
+        return _finished_trials(space, st.trials(), problem, None, ref_point())
 
 
 def _submit(executor: cf.Executor, problem: Problem, t: TrialRecord, seed: int) -> cf.Future:
@@ -408,15 +424,19 @@ def _ids(ids: list[int]) -> str:
 
 def _tell(
     st: StudyStorage,
+    space: Any,
     t: TrialRecord,
-    value: float | None,
+    values: dict[str, float] | None,
     error: str,
     seconds: float,
     notes: Callable[[str], None],
 ) -> bool:
     """Record one finished evaluation; False if a person told this trial meanwhile (theirs wins)."""
-    state = "complete" if value is not None else "failed"
-    update = TrialUpdate(t.trial_id, state, value, error or None, seconds)
+    state = "complete" if values is not None else "failed"
+    value = None if values is None else values[space.objective.name]
+    several = values is not None and not space.is_single_outcome
+    outcomes = {n: values[n] for n in space.outcome_names} if several else None  # type: ignore[index]
+    update = TrialUpdate(t.trial_id, state, value, error or None, seconds, outcomes)
     pending = TrialRecord(t.trial_id, t.params, "pending", None, t.phase)
     try:
         with st.write() as w:
@@ -440,39 +460,95 @@ def _release(st: StudyStorage, trials: list[TrialRecord]) -> None:
 
 
 def _finished_trials(
-    space: Any, records: list[TrialRecord], problem: Problem, upto: int | None = None
+    space: Any,
+    records: list[TrialRecord],
+    problem: Problem,
+    upto: int | None = None,
+    ref_point: list[float] | None = None,
 ) -> list[Trial]:
-    """The finished trials (up to trial id ``upto``) with best-so-far and regret."""
+    """The finished trials (up to trial id ``upto``) with best-so-far and regret (with several
+    objectives: hypervolume against ``ref_point``, and log hypervolume regret)."""
     from bocli.study import best_so_far
 
     out: list[Trial] = []
-    for t, best, regret in best_so_far(space, records, problem.regret):
+    for t, best, regret in best_so_far(space, records, problem.regret, ref_point):
         if upto is not None and t.trial_id > upto:
             break
         if t.state not in ("complete", "failed"):
             continue
-        out.append(
-            Trial(
-                trial=t.trial_id,
-                params=t.params,
-                status=t.state,
-                value=t.value,
-                best_so_far=best,
-                regret=regret,
-                phase=t.phase,
-                surrogate=t.surrogate or "",
-                acquisition=t.acquisition or "",
-                fit_seconds=t.fit_seconds or 0.0,
-                acq_seconds=t.acq_seconds or 0.0,
-                eval_seconds=t.eval_seconds or 0.0,
-                error=t.error or "",
-                finished_at=t.completed_at or "",
-                predicted_mean=t.predicted_mean,
-                predicted_sd=t.predicted_sd,
-                extra={"diagnostics": t.diagnostics or {}},
-            )
-        )
+        out.append(_trial(space, t, best, regret))
     return out
+
+
+def _trial(space: Any, t: TrialRecord, best: float | None, regret: float | None) -> Trial:
+    from bocli.study import _feasible
+
+    return Trial(
+        trial=t.trial_id,
+        params=t.params,
+        status=t.state,
+        value=t.value,
+        best_so_far=best,
+        regret=regret,
+        phase=t.phase,
+        surrogate=t.surrogate or "",
+        acquisition=t.acquisition or "",
+        fit_seconds=t.fit_seconds or 0.0,
+        acq_seconds=t.acq_seconds or 0.0,
+        eval_seconds=t.eval_seconds or 0.0,
+        error=t.error or "",
+        finished_at=t.completed_at or "",
+        predicted_mean=t.predicted_mean,
+        predicted_sd=t.predicted_sd,
+        extra={"diagnostics": t.diagnostics or {}},
+        outcomes=t.outcomes,
+        feasible=_feasible(space, t) if t.state == "complete" else None,
+    )
+
+
+class _SoFar:
+    """Best-so-far (several objectives: hypervolume) as trials finish, updated incrementally: one
+    comparison, or one ``HypervolumeTracker.add``, per finished trial. With several objectives
+    and no reference point yet, nothing is counted; when the point appears (frozen at the first
+    model-based proposal), the trials finished so far are added once."""
+
+    def __init__(
+        self, space: Any, problem: Problem, ref_point: Callable[[], list[float] | None]
+    ) -> None:
+        self.space, self.problem, self.ref_point = space, problem, ref_point
+        self.best: float | None = None
+        self.done: list[TrialRecord] = []
+        self.tracker: Any = None
+
+    def add(self, t: TrialRecord) -> tuple[float | None, float | None]:
+        """Count one finished trial -> (best so far, its regret)."""
+        from bocli.study import _feasible, outcome_matrix
+
+        space = self.space
+        if t.state == "complete":
+            self.done.append(t)
+        if not space.is_multi_objective:
+            if t.state == "complete" and _feasible(space, t):
+                sign = space.objective.sign
+                if self.best is None or sign * t.value > sign * self.best:  # type: ignore[operator]
+                    self.best = t.value
+            return self.best, self.problem.regret(self.best)
+        if self.tracker is None:
+            ref = self.ref_point()
+            if ref is None:
+                return None, None
+            from bocli.pareto import HypervolumeTracker
+
+            self.tracker = HypervolumeTracker([o.direction for o in space.objectives], ref)
+            pending = self.done  # everything finished so far, once
+        else:
+            pending = [t] if t.state == "complete" else []
+        m = len(space.objectives)
+        for r in pending:
+            y = outcome_matrix(space, [r])
+            self.tracker.add(y[0, :m], feasible=bool(space.feasible(y)[0]))
+        self.best = self.tracker.hv
+        return self.best, self.problem.regret(self.best)
 
 
 # ----- a run from settings: new, resumed, or on a temporary study ----------------------------------

@@ -1143,16 +1143,16 @@ class ExportFile:
         ]
         write_csv(self.path, to_csv_text(self.columns, rows), durable=False)
 
-    def append(self, trials: Sequence[TrialRecord], trial_id: int) -> None:
-        """Add the row of trial ``trial_id`` (``trials``: all of the study, by id)."""
-        if not self.path.exists():
-            self.rewrite(trials)
+    def append(self, t: TrialRecord, best: float | None, regret: float | None) -> None:
+        """Add the row of trial ``t``, which just finished, with the best so far (several
+        objectives: the hypervolume) and its regret as of now. ``pareto`` is left empty: it is
+        a property of the final set, filled in by ``rewrite``."""
+        row = [_export_row(self.space, t, best, regret)]
+        if not self.path.exists():  # removed mid-run: start it again; the final rewrite fills it
+            write_csv(self.path, to_csv_text(self.columns, row), durable=False)
             return
-        for t, best, regret in best_so_far(self.space, trials, self.regret, self.ref_point()):
-            if t.trial_id == trial_id:
-                with self.path.open("a", encoding="utf-8", newline="") as f:
-                    f.write(self._lines([_export_row(self.space, t, best, regret)]))
-                return
+        with self.path.open("a", encoding="utf-8", newline="") as f:
+            f.write(self._lines(row))
 
 
 def export_rows(path: str | Path) -> tuple[list[str], list[dict[str, Any]]]:

@@ -305,7 +305,9 @@ def report(results_dir: str, output: str | None, fmt: str) -> None:
     """Turn the results of `bocli compare` in RESULTS_DIR into a report.
 
     The HTML report is one self-contained file (plots embedded, opens offline): regret curves,
-    final-regret ranks, time per iteration, calibration, and the commands and versions used.
+    final-regret ranks, time per iteration, calibration, and the commands and versions used. For
+    problems with several objectives: hypervolume (or log10 hypervolume regret) curves, ranks by
+    it, and the Pareto fronts of the final data.
     --format md prints the rank table as Markdown.
 
     \b

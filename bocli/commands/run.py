@@ -248,10 +248,14 @@ class _Progress:
         if self.bar is None:
             return
         best = "-" if t.best_so_far is None else f"{t.best_so_far:.6g}"
-        status = f"best {best}"
+        multi = self.problem.space.is_multi_objective
+        status = f"hypervolume {best}" if multi else f"best {best}"
         if t.regret is not None:
-            status += f"  regret {t.regret:.3g}"
-        if t.value is not None and t.predicted_mean is not None and t.predicted_sd is not None:
+            status += f"  {'log10 hv regret' if multi else 'regret'} {t.regret:.3g}"
+        if t.outcomes is not None:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in t.outcomes.items())
+            status += f"  last {shown}" + ("" if t.feasible in (None, True) else " (infeasible)")
+        elif t.value is not None and t.predicted_mean is not None and t.predicted_sd is not None:
             # how the model's last prediction fared: honest uncertainty, visible as it runs
             status += (
                 f"  last {t.value:.4g} (predicted {t.predicted_mean:.4g} ± {t.predicted_sd:.2g})"
@@ -265,7 +269,10 @@ class _Progress:
 
 
 def _summary(problem: Any, trials: list[Any], out: str, fmt: str) -> None:
-    done = [t for t in trials if t.status == "complete"]
+    if problem.space.is_multi_objective:
+        _summary_multi(problem, trials, out, fmt)
+        return
+    done = [t for t in trials if t.status == "complete" and t.feasible is not False]
     best = None
     if done:
         sign = problem.space.objective.sign
@@ -295,3 +302,44 @@ def _summary(problem: Any, trials: list[Any], out: str, fmt: str) -> None:
         for k, v in best.params.items():
             table.add_row(f"  {k}", f"{v:.6g}" if isinstance(v, float) else str(v))
     Console().print(table)
+
+
+def _summary_multi(problem: Any, trials: list[Any], out: str, fmt: str) -> None:
+    """Several objectives: the hypervolume reached and the feasible Pareto set's size."""
+    import numpy as np
+
+    from bocli.pareto import pareto_mask
+
+    done = [t for t in trials if t.status == "complete" and t.outcomes is not None]
+    names = [o.name for o in problem.space.objectives]
+    feas = [t for t in done if t.feasible]
+    Y = np.array([[t.outcomes[n] for n in names] for t in feas], dtype=np.float64)
+    dirs = [o.direction for o in problem.space.objectives]
+    front = [
+        t for t, k in zip(feas, pareto_mask(Y.reshape(-1, len(names)), dirs), strict=True) if k
+    ]
+    last = trials[-1] if trials else None
+    result = {
+        "problem": problem.name,
+        "evaluations": len(trials),
+        "failed": sum(t.status == "failed" for t in trials),
+        "feasible": len(feas),
+        "pareto_optimal": len(front),
+        "hypervolume": None if last is None else last.best_so_far,
+        "log_hv_regret": None if last is None else last.regret,
+        "pareto_set": [{"trial": t.trial, "params": t.params, "values": t.outcomes} for t in front],
+        "out": out,
+    }
+    if fmt == "json":
+        click.echo(json.dumps(result, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{problem.name}: {len(trials)} evaluations", show_header=False)
+    for key in ("hypervolume", "log_hv_regret", "feasible", "pareto_optimal", "failed", "out"):
+        if result[key] is not None:
+            v = result[key]
+            table.add_row(key, f"{v:.6g}" if isinstance(v, float) else str(v))
+    Console().print(table)
+    click.echo(f"the Pareto set: bocli best {out}", err=True)

@@ -212,7 +212,7 @@ def test_dead_worker_process_is_not_blamed_on_a_cell(tmp_path):
 def test_incompatible_pair_fails_its_cells_without_running(tmp_path, monkeypatch):
     from bocli import acquisition
 
-    def check(surrogate, acq):
+    def check(surrogate, acq, space=None):
         if acq == "ei":
             raise acquisition.IncompatiblePairError(f"{surrogate} cannot serve {acq}")
 
