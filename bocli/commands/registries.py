@@ -22,7 +22,10 @@ def _emit(rows: list[dict[str, Any]], columns: list[str], title: str, fmt: str) 
         table.add_column(c)
     for r in rows:
         table.add_row(*["" if r.get(c) is None else str(r.get(c)) for c in columns])
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # a pipe or a file: whole lines, never wrapped at 80 columns
+        console = Console(width=1000)
+    console.print(table)
 
 
 def _objectives_text(objectives: list[Any]) -> str:
@@ -124,18 +127,30 @@ def acquisitions(fmt: str) -> None:
     caps = {s: get_surrogate_class(s).capabilities for s in names}
     rows = []
     for a, spec in ACQUISITIONS.items():
-        row: dict[str, Any] = {
-            "name": a,
-            "description": spec.description,
-            "requires": spec.requirement_text(),
-        }
-        for s in names:
-            row[s] = spec.supports(caps[s])
-        rows.append(row)
+        for multi in (False, True):
+            form = spec.multi if multi else (spec if spec.single_objective else None)
+            if form is None:
+                continue
+            row: dict[str, Any] = {
+                "name": a,
+                "objectives": "several" if multi else "one",
+                "outcome_constraints": form.constraints,
+                "description": form.description,
+                "requires": form.requirement_text(),
+            }
+            for s in names:
+                row[s] = form.supports(caps[s])
+            rows.append(row)
     if fmt == "json":
         _emit(rows, [], "", fmt)
         return
     for r in rows:
         for s in names:
             r[s] = "yes" if r[s] else "-"
-    _emit(rows, ["name", *names, "description"], "acquisitions (columns: surrogates)", fmt)
+        r["constraints"] = "yes" if r["outcome_constraints"] else "-"
+    _emit(
+        rows,
+        ["name", "objectives", "constraints", *names, "description"],
+        "acquisitions (columns: surrogates; constraints: takes outcome constraints)",
+        fmt,
+    )

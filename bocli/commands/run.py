@@ -187,7 +187,7 @@ def run(
             err=True,
         )
         sys.exit(130)
-    _summary(plan.problem, trials, where, fmt)
+    _summary(plan.problem, trials, where, fmt, plan.study)
     if trials and all(t.status == "failed" for t in trials):
         click.echo(
             f"error: all {len(trials)} evaluations failed; the first: {trials[0].error}", err=True
@@ -268,9 +268,9 @@ class _Progress:
         self.bar.update(self.task, advance=1, status=status)
 
 
-def _summary(problem: Any, trials: list[Any], out: str, fmt: str) -> None:
+def _summary(problem: Any, trials: list[Any], out: str, fmt: str, study: Any = None) -> None:
     if problem.space.is_multi_objective:
-        _summary_multi(problem, trials, out, fmt)
+        _summary_multi(problem, trials, out, fmt, study)
         return
     done = [t for t in trials if t.status == "complete" and t.feasible is not False]
     best = None
@@ -304,11 +304,18 @@ def _summary(problem: Any, trials: list[Any], out: str, fmt: str) -> None:
     Console().print(table)
 
 
-def _summary_multi(problem: Any, trials: list[Any], out: str, fmt: str) -> None:
+def _summary_multi(problem: Any, trials: list[Any], out: str, fmt: str, study: Any) -> None:
     """Several objectives: the hypervolume reached and the feasible Pareto set's size."""
     import numpy as np
 
     from bocli.pareto import pareto_mask
+    from bocli.storage import StudyStorage
+    from bocli.study import stored_reference_point
+
+    ref = None
+    if study is not None:
+        with StudyStorage.open(study) as st:
+            ref = stored_reference_point(st)
 
     done = [t for t in trials if t.status == "complete" and t.outcomes is not None]
     names = [o.name for o in problem.space.objectives]
@@ -327,6 +334,8 @@ def _summary_multi(problem: Any, trials: list[Any], out: str, fmt: str) -> None:
         "pareto_optimal": len(front),
         "hypervolume": None if last is None else last.best_so_far,
         "log_hv_regret": None if last is None else last.regret,
+        "reference_point": None if ref is None else ref[0],
+        "reference_point_inferred": None if ref is None else ref[1],
         "pareto_set": [{"trial": t.trial, "params": t.params, "values": t.outcomes} for t in front],
         "out": out,
     }
@@ -341,5 +350,8 @@ def _summary_multi(problem: Any, trials: list[Any], out: str, fmt: str) -> None:
         if result[key] is not None:
             v = result[key]
             table.add_row(key, f"{v:.6g}" if isinstance(v, float) else str(v))
+    if ref is not None:
+        label = " (inferred)" if ref[1] else ""
+        table.add_row("reference point", ", ".join(f"{v:.6g}" for v in ref[0]) + label)
     Console().print(table)
     click.echo(f"the Pareto set: bocli best {out}", err=True)
