@@ -33,7 +33,8 @@ from bocli.acquisition import (
 if TYPE_CHECKING:
     from torch import Tensor
 
-_GP_FAMILY = {"fantasize", "gaussian", "condition"}  # a ModelList of GPs (pathwise samples)
+_GP_FAMILY = {"fantasize", "gaussian", "condition"}  # a ModelList of GPs (qHVKG)
+_PATHS = {"paths", "condition"}  # Pareto sets from the model's own pathwise samples
 
 
 def prepare_log_ehvi_kernel() -> None:
@@ -206,13 +207,14 @@ def _pareto_samples(ctx: AcqContext, num: int) -> tuple[Tensor, Tensor, Tensor]:
             optimizer=random_search_optimizer,
             optimizer_kwargs={"pop_size": 2000, "max_tries": 10},
         )
+    ps, pf = ps.detach(), pf.detach()  # samples, not functions of the hyperparameters
     return ps, pf, compute_sample_box_decomposition(pf)
 
 
 @register_multi_objective(
     "jes",
-    "lower-bound multi-objective joint entropy search (Pareto sets from pathwise samples; GP family)",
-    requires=_GP_FAMILY,
+    "lower-bound multi-objective joint entropy search (Pareto sets from pathwise samples; gp)",
+    requires=_PATHS,
 )
 def _mo_jes(ctx: AcqContext) -> Tensor:
     from botorch.acquisition.multi_objective.joint_entropy_search import (
@@ -233,8 +235,8 @@ def _mo_jes(ctx: AcqContext) -> Tensor:
 
 @register_multi_objective(
     "mes",
-    "lower-bound multi-objective max-value entropy search (sampled Pareto fronts; GP family)",
-    requires=_GP_FAMILY,
+    "lower-bound multi-objective max-value entropy search (sampled Pareto fronts; gp)",
+    requires=_PATHS,
 )
 def _mo_mes(ctx: AcqContext) -> Tensor:
     from botorch.acquisition.multi_objective.max_value_entropy_search import (

@@ -12,6 +12,10 @@ The model (inputs ``x`` in ``[0, 1]^d`` are centred to ``[-1, 1]^d`` first)::
     f   = h_L w_out + b_out,              w_out ~ N(0, s^2 / width), b_out ~ N(0, 1)
     y   ~ N(f, sigma^2 + min_noise),      log sigma ~ N(log 0.1, 1)
 
+With ``m > 1`` outcomes (``num_outputs``) the output layer has ``m`` units (``f`` is ``n x m``) and
+each outcome has its own noise ``sigma_k`` (same prior); one draw is one network, a joint draw of all
+outcomes.
+
 The prior scale ``s`` is fixed, or inferred with ``log s ~ N(0, 0.5^2)``. The sampler sees every
 weight in non-centred form (``W = s / sqrt(fan_in) * W_raw`` with ``W_raw ~ N(0, 1)``), which keeps
 the posterior free of the funnel an inferred scale would otherwise create.
@@ -66,6 +70,7 @@ class BNNConfig:
     max_tree_depth: int = 6
     map_steps: int = 300
     min_noise: float = 1e-4
+    num_outputs: int = 1
 
 
 @dataclass
@@ -74,12 +79,14 @@ class BNNSamples:
 
     Attributes:
         weights: Per layer, ``(W, b)`` with ``W: c x S x fan_in x fan_out`` and ``b: c x S x fan_out``
-            (``c`` chains, ``S`` kept draws per chain), already scaled: the network is a plain MLP.
-        noise_var: ``c x S`` observation noise variances (standardized units).
+            (``c`` chains, ``S`` kept draws per chain), already scaled: the network is a plain MLP
+            (the last ``fan_out`` is the number of outcomes ``m``).
+        noise_var: ``c x S`` observation noise variances (standardized units); ``c x S x m`` for
+            ``m > 1`` outcomes.
         prior_scale: ``c x S`` prior scales (constant when fixed).
-        f_train: ``c x num_samples x n`` network outputs at the training inputs for every
-            post-warm-up draw, thinned or not (for function-space r-hat/ESS).
-        log_noise_all: ``c x num_samples`` log noise variances of every post-warm-up draw.
+        f_train: ``c x num_samples x n`` (``x m`` for ``m > 1``) network outputs at the training
+            inputs for every post-warm-up draw, thinned or not (for function-space r-hat/ESS).
+        log_noise_all: ``c x num_samples`` (``x m``) log noise variances of every post-warm-up draw.
         log_scale_all: ``c x num_samples`` log prior scales of every post-warm-up draw.
         diverging: Number of divergent post-warm-up transitions, per chain.
         num_steps: Mean leapfrog steps per transition.
@@ -135,7 +142,7 @@ def jax_backend() -> str:
 
 
 def _layer_dims(cfg: BNNConfig) -> list[tuple[int, int]]:
-    dims = [cfg.d] + [cfg.width] * cfg.depth + [1]
+    dims = [cfg.d] + [cfg.width] * cfg.depth + [cfg.num_outputs]
     return list(itertools.pairwise(dims))
 
 
@@ -163,14 +170,14 @@ def _effective_weights(cfg: BNNConfig, z: dict[str, Any], fixed_scale: Any) -> l
 
 
 def _forward(cfg: BNNConfig, layers: list[tuple], X: Any) -> Any:
-    """``n x d`` inputs in the unit cube -> ``n`` outputs."""
+    """``n x d`` inputs in the unit cube -> ``n`` outputs (``n x m`` for ``m > 1`` outcomes)."""
     act = _activation(cfg.activation)
     h = 2.0 * X - 1.0
     for i, (W, b) in enumerate(layers):
         h = h @ W + b
         if i < len(layers) - 1:
             h = act(h)
-    return h[..., 0]
+    return h[..., 0] if cfg.num_outputs == 1 else h
 
 
 def _noise_var(cfg: BNNConfig, z: dict[str, Any]) -> Any:
@@ -183,13 +190,14 @@ def _potential_fn_gen(cfg: BNNConfig) -> Any:
     def gen(X: Any, y: Any, mask: Any, fixed_scale: Any) -> Any:
         def potential(z: dict[str, Any]) -> Any:
             f = _forward(cfg, _effective_weights(cfg, z, fixed_scale), X)
-            var = _noise_var(cfg, z)
-            nll = 0.5 * jnp.sum(mask * ((y - f) ** 2 / var + jnp.log(var)))
+            var = _noise_var(cfg, z)  # scalar, or m (one per outcome)
+            w = mask if cfg.num_outputs == 1 else mask[:, None]
+            nll = 0.5 * jnp.sum(w * ((y - f) ** 2 / var + jnp.log(var)))
             prior = 0.5 * sum(
                 jnp.sum(v**2) for k, v in z.items() if k not in ("log_sigma", "log_scale")
             )
             m, sd = _LOG_SIGMA_PRIOR
-            prior = prior + 0.5 * ((z["log_sigma"] - m) / sd) ** 2
+            prior = prior + 0.5 * jnp.sum(((z["log_sigma"] - m) / sd) ** 2)
             if cfg.infer_scale:
                 m, sd = _LOG_SCALE_PRIOR
                 prior = prior + 0.5 * ((z["log_scale"] - m) / sd) ** 2
@@ -208,7 +216,10 @@ def _init_params(cfg: BNNConfig, key: Any) -> dict[str, Any]:
         key, k1, k2 = jax.random.split(key, 3)
         z[f"W{i}"] = jax.random.normal(k1, (fan_in, fan_out))
         z[f"b{i}"] = 0.1 * jax.random.normal(k2, (fan_out,))
-    z["log_sigma"] = jnp.asarray(math.log(0.3))
+    if cfg.num_outputs == 1:
+        z["log_sigma"] = jnp.asarray(math.log(0.3))
+    else:
+        z["log_sigma"] = jnp.full((cfg.num_outputs,), math.log(0.3))
     if cfg.infer_scale:
         z["log_scale"] = jnp.asarray(0.0)
     return z
@@ -321,7 +332,7 @@ def sample_posterior(
 
     Args:
         X: ``n x d`` inputs in the unit cube.
-        y: ``n`` standardized outcomes.
+        y: ``n`` standardized outcomes, or ``n x m`` when ``cfg.num_outputs == m > 1``.
         cfg: Architecture and sampler settings (``cfg.d`` must equal ``d``).
         prior_scale: The prior scale ``s`` when ``cfg.infer_scale`` is False.
         thinning: Keep every ``thinning``-th post-warm-up draw.
@@ -333,13 +344,16 @@ def sample_posterior(
     jax = _jax()
     jnp = jax.numpy
     X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    k = cfg.num_outputs
+    y = np.asarray(y, dtype=np.float64).reshape(-1) if k == 1 else np.asarray(y, np.float64)
     n, d = X.shape
     if d != cfg.d:
         raise ValueError(f"X has {d} columns but the network expects {cfg.d}")
+    if k > 1 and y.shape != (n, k):
+        raise ValueError(f"y has shape {y.shape}, expected ({n}, {k})")
     m = bucket_size(n)
     Xp = np.full((m, d), 0.5)
-    yp = np.zeros(m)
+    yp = np.zeros(m) if k == 1 else np.zeros((m, k))
     mask = np.zeros(m)
     Xp[:n], yp[:n], mask[:n] = X, y, 1.0
     keys = jax.random.split(jax.random.key(seed), cfg.num_chains)
@@ -353,13 +367,14 @@ def sample_posterior(
     _COMPILED.add((cfg, m))
 
     keep = slice(thinning - 1, None, max(1, thinning))
+    draws = out["noise_var"].shape[:2]  # c x num_samples
     return BNNSamples(
         weights=[(W[:, keep], b[:, keep]) for W, b in out["layers"]],
         noise_var=out["noise_var"][:, keep],
-        prior_scale=np.broadcast_to(out["prior_scale"], out["noise_var"].shape)[:, keep],
+        prior_scale=np.broadcast_to(out["prior_scale"], draws)[:, keep],
         f_train=out["f_train"][:, :, :n],
         log_noise_all=np.log(out["noise_var"]),
-        log_scale_all=np.log(np.broadcast_to(out["prior_scale"], out["noise_var"].shape)),
+        log_scale_all=np.log(np.broadcast_to(out["prior_scale"], draws)),
         diverging=out["diverging"].sum(axis=1),
         num_steps=float(out["num_steps"].mean()),
         accept_prob=float(out["accept_prob"].mean()),

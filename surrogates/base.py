@@ -3,25 +3,51 @@
 A surrogate is a small dataclass: its fields are its settings (set from ``--surrogate-option key=value``
 and recorded in run/study configs), and it has one job::
 
-    model = surrogate.fit(train_X, train_Y)   # train_X: n x d in [0, 1]^d, train_Y: n x 1 standardized
+    model = surrogate.fit(train_X, train_Y)   # train_X: n x d in [0, 1]^d, train_Y: n x m standardized
 
-``fit`` returns a botorch ``Model`` whose ``posterior(X)`` is differentiable in ``X`` (shape
-``batch x q x d`` -> a posterior over ``batch x q x 1``). The model lives on ``train_X``'s device and
-dtype. The engine maximizes, so ``train_Y`` is already sign-flipped for minimization and standardized
-(zero mean, unit variance); the surrogate never sees raw objective values.
+``train_Y`` has ``m >= 1`` columns (outcomes): objectives of a multi-objective run and/or outcomes that
+constraints are placed on. ``fit`` returns ONE botorch ``Model`` with ``num_outputs == m`` whose
+``posterior(X)`` is differentiable in ``X`` (shape ``batch x q x d`` -> a posterior over
+``batch x q x m``; ``rsample(torch.Size([s]))`` gives ``s x batch x q x m``, column ``i`` modelling
+outcome ``i``). The model lives on ``train_X``'s device and dtype. The engine maximizes, so every
+column of ``train_Y`` is already sign-flipped for minimization and standardized (zero mean, unit
+variance); the surrogate never sees raw values. With ``m == 1`` the model is exactly the
+single-output one. With ``m > 1``:
+
+- the GP family (``gp``, ``ibnn``, ``dkl``) returns a ``ModelListGP`` of one model per outcome, each
+  fitted as a single outcome is; ``ibnn-t`` and ``pfn`` return a ``ModelList`` subclass of them (see
+  ``surrogates/multi_output.py``): outcomes are independent given the data;
+- ``ensemble`` and ``hmc`` return one ``SampleEnsembleModel`` whose members are networks with ``m``
+  outputs: a member is one joint draw of all outcomes, and an MC sample uses the same member for
+  every outcome;
+- ``diagnostics`` of a per-outcome model hold ``outcomes`` (one dict per outcome) and the worst
+  ``fit_status`` / all ``warning`` s (``surrogates.multi_output.merge_outcome_diagnostics``).
 
 ``capabilities`` states what the returned model supports beyond ``posterior`` (mean, variance,
 ``rsample``). Acquisitions state what they require (see ``bocli/acquisition.py``); a pair is usable
 iff the requirements are a subset of the capabilities. Acquisitions never look at surrogate types.
+For ``m > 1`` a capability means the same of the ``m``-output model (``fantasize`` fantasizes all
+outcomes at ``X``; ``condition`` takes ``n' x m`` observations), with the exceptions noted below.
 
 - ``fantasize``: ``model.fantasize(X, sampler)`` gives a batched fantasy model (knowledge gradient;
   max-value entropy search uses it for pending points).
 - ``gaussian``: ``posterior(X)`` is a multivariate normal with a full covariance over ``q`` points
-  (GIBBON).
+  (GIBBON). For ``m > 1``: joint over ``q`` points and ``m`` (independent) outcomes for the
+  ``ModelListGP`` s; for ``ibnn-t`` only per outcome (its posterior is a ``PosteriorList`` of
+  moment-matched Gaussians, without a joint ``distribution``).
 - ``condition``: ``condition_on_observations`` works (joint entropy search).
+- ``paths``: botorch's pathwise (Matheron) posterior samples draw the model's own functions
+  (``sample_optimal_points``: the multi-objective entropy searches' Pareto sets). Only ``gp``:
+  ``dkl``'s paths skip its feature network, the NNGP kernels have no feature map.
 - ``members``: the posterior is a weighted finite set of functions (an ``EnsemblePosterior``, see
   ``surrogates/ensemble_model.py``): each member is one function draw, its optimum one optimal
-  sample (Thompson sampling, max-value and joint entropy search read them).
+  sample (Thompson sampling, max-value and joint entropy search read them). For ``m > 1`` a member
+  is a joint draw of all outcomes; ``SampleEnsemblePosterior.covariance_matrix`` (the
+  moment-matched single-objective entropy searches) is single-output only.
+
+Multi-objective acquisitions need more than the capabilities above: the hypervolume knowledge
+gradient needs a ``ModelList`` with ``fantasize`` (gp, ibnn, ibnn-t, dkl; pfn evaluates too), and
+the multi-objective entropy searches need ``paths``.
 
 Constructors store settings; ``fit`` learns (scikit-learn's rule): never mutate settings in ``fit``.
 ``fit`` may set ``self.diagnostics`` (a JSON-able dict, e.g. divergences) describing the last fit.
@@ -65,12 +91,12 @@ class Surrogate(ABC):
 
         Args:
             train_X: ``n x d`` inputs in the unit cube (float64 by default, on the run's device).
-            train_Y: ``n x 1`` standardized outcomes, to be maximized.
+            train_Y: ``n x m`` standardized outcomes (``m >= 1``), each to be maximized.
             cat_dims: Columns holding unordered categories (encoded as ``index / (K - 1)``). A
                 surrogate without a categorical treatment may treat them as ordinal.
 
         Returns:
-            A botorch Model on ``train_X``'s device and dtype.
+            A botorch Model with ``num_outputs == m`` on ``train_X``'s device and dtype.
         """
 
     def check_space(self, space: Space | None = None) -> None:

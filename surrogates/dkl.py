@@ -9,6 +9,11 @@ learning rate; the defaults here were chosen by held-out NLL and fit time, see
 first, so fantasies, conditioning, and every acquisition that works for ``gp`` work here too.
 botorch's pathwise samplers skip ``forward``, so Thompson sampling and JES optima use the discrete
 candidate-set route in ``bocli/acquisition.py``.
+
+With ``m > 1`` outcomes each outcome gets its own DKL model (its own network, trained as a single
+outcome is), combined into a ``ModelListGP`` (``surrogates/multi_output.py``). The pathwise
+samplers ignore the feature network, so ``sample_optimal_points`` would sample the wrong function:
+the multi-objective entropy searches need Pareto sets found otherwise.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from torch import Tensor, nn
 
 from surrogates.base import Surrogate
+from surrogates.multi_output import fit_per_outcome
 from surrogates.registry import register_surrogate
 
 __all__ = ["DKL", "DeepKernelGP"]
@@ -109,6 +115,18 @@ class DKL(Surrogate):
             raise ValueError("lr and net_lr must be positive, weight_decay >= 0")
 
     def fit(self, train_X: Tensor, train_Y: Tensor, cat_dims: Sequence[int] = ()) -> Model:
+        """``train_X``: ``n x d``; ``train_Y``: ``n x m``. Returns a ``DeepKernelGP`` (``m == 1``) or
+        a ``ModelListGP`` of one per outcome (``m > 1``; ``diagnostics`` merged per outcome)."""
+        if train_Y.shape[-1] > 1:
+            model, self.diagnostics = fit_per_outcome(
+                lambda y: self._fit_one(train_X, y), train_Y, gpytorch=True
+            )
+            return model
+        model, self.diagnostics = self._fit_one(train_X, train_Y)
+        return model
+
+    def _fit_one(self, train_X: Tensor, train_Y: Tensor) -> tuple[Model, dict[str, Any]]:
+        """One outcome (``train_Y``: ``n x 1``): the model and its diagnostics."""
         d = train_X.shape[-1]
         net = ResidualFeatures(d, self.width, self.depth).to(train_X)
         model = DeepKernelGP(train_X, train_Y, net, d)
@@ -150,9 +168,9 @@ class DKL(Surrogate):
         model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
-        self.diagnostics = {
+        diagnostics = {
             "final_mll": -loss_v if math.isfinite(loss_v) else None,
             "best_mll": -best if math.isfinite(best) else None,
             "noise": float(model.likelihood.noise.detach().reshape(-1)[0]),
         }
-        return model
+        return model, diagnostics

@@ -11,6 +11,12 @@ d_out``), so one forward pass and one backward pass train the whole ensemble; th
 over members. The fitted model is a ``SampleEnsembleModel`` (``surrogates/ensemble_model.py``): MC
 acquisitions sample members, analytic ones see the moment-matched mixture, and knowledge gradient /
 entropy search reweight members.
+
+With ``m > 1`` outcomes the members are networks with ``m`` outputs (a learned noise per member and
+outcome; the out-of-bag calibration is per outcome), so a member is one joint draw of all outcomes
+and MC acquisitions (hypervolume improvement, ParEGO, outcome constraints) see the members' joint
+values. The hypervolume knowledge gradient and the multi-objective entropy searches need a
+``ModelList`` / Matheron paths and do not work with it.
 """
 
 from __future__ import annotations
@@ -50,7 +56,8 @@ def init_batched_mlp(
 
 
 def batched_mlp(X: Tensor, layers: Sequence[tuple[Tensor, Tensor]]) -> Tensor:
-    """All members at once: ``batch x n x d`` (batch optional) -> ``batch x s x n``.
+    """All members at once: ``batch x n x d`` (batch optional) -> ``batch x s x n`` for one
+    output, ``batch x s x n x m`` for ``m > 1`` outputs (the last layer's width).
 
     Inputs in the unit cube are centred to ``[-1, 1]``; hidden layers use tanh (smooth members give
     the acquisition optimizer useful gradients). The member dimension is always inserted: guessing
@@ -144,24 +151,28 @@ class DeepEnsemble(Surrogate):
         # Train in float32 (twice as fast on CPU; a MAP fit needs no more), predict in the data's
         # dtype so acquisition gradients are float64 like every other surrogate's.
         tkwargs = {"dtype": torch.float32, "device": train_X.device}
-        X32, y = train_X.to(**tkwargs), train_Y.to(**tkwargs).reshape(1, -1)
         n, d = train_X.shape
+        k = train_Y.shape[-1]  # outcomes
+        X32 = train_X.to(**tkwargs)
+        # 1 x n (one outcome, as before) or 1 x n x k
+        y = train_Y.to(**tkwargs).reshape(1, -1) if k == 1 else train_Y.to(**tkwargs).unsqueeze(0)
         s = self.num_members
-        dims = [d] + [self.width] * self.depth + [1]
+        dims = [d] + [self.width] * self.depth + [k]
         layers = init_batched_mlp(s, dims, **tkwargs)
-        log_noise = torch.full((s,), math.log(0.1), **tkwargs)
+        log_noise = torch.full((s,) if k == 1 else (s, k), math.log(0.1), **tkwargs)
         # one flat parameter vector: Adam then updates a single tensor per step
-        flat = torch.cat([p.reshape(-1) for layer in layers for p in layer] + [log_noise])
+        flat = torch.cat([p.reshape(-1) for layer in layers for p in layer] + [log_noise.view(-1)])
         flat.requires_grad_()
         shapes = [p.shape for layer in layers for p in layer]
 
         def unflatten(v: Tensor) -> tuple[list[tuple[Tensor, Tensor]], Tensor]:
             parts, i = [], 0
             for shape in shapes:
-                k = math.prod(shape)
-                parts.append(v[i : i + k].view(shape))
-                i += k
-            return list(zip(parts[::2], parts[1::2], strict=True)), v[i:]
+                size = math.prod(shape)
+                parts.append(v[i : i + size].view(shape))
+                i += size
+            rest = v[i:] if k == 1 else v[i:].view(s, k)
+            return list(zip(parts[::2], parts[1::2], strict=True)), rest
 
         counts = self._data_weights(n, **tkwargs)  # s x n
         m = counts.sum(dim=-1)  # effective data size per member
@@ -173,9 +184,13 @@ class DeepEnsemble(Surrogate):
         for _ in range(self.steps):
             opt.zero_grad(set_to_none=True)
             net, log_noise = unflatten(flat)
-            f = batched_mlp(X32, net)  # s x n
+            f = batched_mlp(X32, net)  # s x n (one outcome) or s x n x k
             ln = log_noise.clamp_min(log_min)
-            nll = 0.5 * (counts * ((y - f) ** 2 / ln.exp()[:, None] + ln[:, None])).sum(-1) / m
+            if k == 1:
+                nll = 0.5 * (counts * ((y - f) ** 2 / ln.exp()[:, None] + ln[:, None])).sum(-1) / m
+            else:  # independent Gaussian noise per outcome: the outcomes' NLLs add up
+                terms = (y - f) ** 2 / ln.exp()[:, None, :] + ln[:, None, :]  # s x n x k
+                nll = 0.5 * (counts[..., None] * terms).sum(dim=(-2, -1)) / m
             prior = sum((W**2).sum(dim=(-2, -1)) for W, _ in net) / (2 * self.prior_var)
             loss = (nll + prior / m).sum()  # members are independent: sum their objectives
             loss.backward()
@@ -184,22 +199,40 @@ class DeepEnsemble(Surrogate):
         with torch.no_grad():
             net, log_noise = unflatten(flat.detach())
             f = batched_mlp(X32, net)
-            noise = log_noise.clamp_min(log_min).exp()
-            rmse = ((f - y) ** 2).mean(dim=-1).sqrt()
-            oob_noise = out_of_bag_noise(f, y[0], counts == 0, noise) if self.calibrate else None
+            noise = log_noise.clamp_min(log_min).exp()  # s (one outcome) or s x k
+            if k == 1:
+                rmse = ((f - y) ** 2).mean(dim=-1).sqrt()
+                oob: list[float | None] = [
+                    out_of_bag_noise(f, y[0], counts == 0, noise) if self.calibrate else None
+                ]
+            else:
+                rmse = ((f - y) ** 2).mean(dim=-2).sqrt()  # s x k
+                oob = [
+                    out_of_bag_noise(f[..., i], y[0, :, i], counts == 0, noise[:, i])
+                    if self.calibrate
+                    else None
+                    for i in range(k)
+                ]
         self.diagnostics = {
             "final_loss": float(loss.detach()),
             "noise_var_mean": float(noise.mean()),
             "train_rmse_mean": float(rmse.mean()),
         }
-        if oob_noise is not None:
-            # members fit their own points closely, so their learned noise understates the error on
-            # points they did not see; the out-of-bag likelihood sets the noise floor instead
-            noise = noise.clamp_min(oob_noise)
-            self.diagnostics["oob_noise_var"] = oob_noise
+        if k == 1:
+            if oob[0] is not None:
+                # members fit their own points closely, so their learned noise understates the
+                # error on points they did not see; the out-of-bag likelihood sets the noise floor
+                noise = noise.clamp_min(oob[0])
+                self.diagnostics["oob_noise_var"] = oob[0]
+        elif any(v is not None for v in oob):
+            floor = torch.tensor([0.0 if v is None else v for v in oob], **tkwargs)
+            noise = torch.maximum(noise, floor)
+            self.diagnostics["oob_noise_var"] = oob
         trained = [(W.to(train_X).clone(), b.to(train_X).clone()) for W, b in net]
 
         def forward_fn(X: Tensor) -> Tensor:
-            return batched_mlp(X, trained)
+            return batched_mlp(X, trained)  # batch x s x n (x k)
 
-        return SampleEnsembleModel(forward_fn, s, noise.to(train_X), train_X, train_Y)
+        return SampleEnsembleModel(
+            forward_fn, s, noise.to(train_X), train_X, train_Y, num_outputs=k
+        )

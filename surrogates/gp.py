@@ -1,4 +1,9 @@
-"""Exact GP: botorch's SingleTaskGP (MixedSingleTaskGP with categorical dimensions), fitted robustly."""
+"""Exact GP: botorch's SingleTaskGP (MixedSingleTaskGP with categorical dimensions), fitted robustly.
+
+With ``m > 1`` outcomes, each outcome gets its own GP, fitted exactly as a single outcome is, and the
+fit returns a ``ModelListGP`` of them (``surrogates/multi_output.py``): all capabilities hold, and
+the hypervolume knowledge gradient and the multi-objective entropy searches (Matheron paths) work.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from linear_operator.utils.errors import NanError, NotPSDError
 from torch import Tensor
 
 from surrogates.base import Surrogate
+from surrogates.multi_output import fit_per_outcome
 from surrogates.registry import register_surrogate
 
 log = logging.getLogger(__name__)
@@ -81,7 +87,7 @@ class GP(Surrogate):
     """
 
     description = "exact GP (botorch SingleTaskGP, ARD RBF, MLL fit with retries)"
-    capabilities = frozenset({"fantasize", "gaussian", "condition"})
+    capabilities = frozenset({"fantasize", "gaussian", "condition", "paths"})
 
     min_noise: float = 1e-4
     diagnostics: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
@@ -91,6 +97,20 @@ class GP(Surrogate):
             raise ValueError(f"min_noise must be in (0, 1], got {self.min_noise}")
 
     def fit(self, train_X: Tensor, train_Y: Tensor, cat_dims: Sequence[int] = ()) -> Model:
+        """``train_X``: ``n x d``; ``train_Y``: ``n x m``. Returns a SingleTaskGP (``m == 1``) or a
+        ``ModelListGP`` of one GP per outcome (``m > 1``; ``diagnostics`` merged per outcome)."""
+        if train_Y.shape[-1] > 1:
+            model, self.diagnostics = fit_per_outcome(
+                lambda y: self._fit_one(train_X, y, cat_dims), train_Y, gpytorch=True
+            )
+            return model
+        model, self.diagnostics = self._fit_one(train_X, train_Y, cat_dims)
+        return model
+
+    def _fit_one(
+        self, train_X: Tensor, train_Y: Tensor, cat_dims: Sequence[int]
+    ) -> tuple[Model, dict[str, Any]]:
+        """One outcome: ``train_Y`` is ``n x 1``."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # InputDataWarning for already-standardized Y
             if cat_dims:
@@ -105,6 +125,6 @@ class GP(Surrogate):
             model.likelihood.noise_covar.register_constraint(
                 "raw_noise", GreaterThan(self.min_noise)
             )
-        self.diagnostics = fit_mll_robustly(model)
+        diagnostics = fit_mll_robustly(model)
         model.eval()
-        return model
+        return model, diagnostics

@@ -12,6 +12,11 @@ at the training inputs) plus the noise and prior scale: raw weights are not iden
 units can be permuted and sign-flipped), so their r-hat says nothing about the predictive. A fit
 whose transitions diverge often gets a one-line ``warning`` naming the setting to change.
 
+With ``m > 1`` outcomes the network has ``m`` output units and a noise per outcome: one posterior
+draw is one network, a joint draw of all outcomes (``SampleEnsembleModel`` with ``m`` outputs). The
+hypervolume knowledge gradient and the multi-objective entropy searches need a ``ModelList`` /
+Matheron paths and do not work with it.
+
 JAX runs on the GPU when a CUDA-enabled JAX is installed, otherwise on the CPU; it is imported in
 ``fit`` only. Defaults: width 32, depth 2, tanh, 300 MAP steps, 200 warm-up + 200 draws, tree depth
 <= 6, thinning 4 -> 50 members. Measured with ``benchmarks/bench_hmc.py`` (hartmann6, 2 shared cores
@@ -67,7 +72,8 @@ def bnn_forward(X: Tensor, layers: Sequence[tuple[Tensor, Tensor]], activation: 
         activation: Hidden activation (``tanh``, ``relu``, ``elu``, ``silu``).
 
     Returns:
-        ``batch x s x n`` network outputs, differentiable in ``X``.
+        ``batch x s x n`` network outputs (``batch x s x n x m`` for ``m > 1`` output units),
+        differentiable in ``X``.
     """
     act = _TORCH_ACTIVATIONS[activation]
     h = (2.0 * X - 1.0).unsqueeze(-3)  # batch x 1 x n x d: broadcast over the s draws
@@ -91,8 +97,10 @@ def sampler_diagnostics(samples: Any, num_samples: int) -> dict[str, Any]:
     """
     from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 
-    chains, kept = samples.noise_var.shape
-    quantities = [samples.f_train, samples.log_noise_all[..., None]]
+    chains, kept = samples.noise_var.shape[:2]
+    c, t = samples.log_noise_all.shape[:2]
+    # function-space quantities; with m outcomes each (point, outcome) and each noise is one
+    quantities = [samples.f_train.reshape(c, t, -1), samples.log_noise_all.reshape(c, t, -1)]
     if np.ptp(samples.log_scale_all) > 0:
         quantities.append(samples.log_scale_all[..., None])
     x = np.concatenate(quantities, axis=-1)  # chains x draws x k, every post-warm-up draw
@@ -186,11 +194,12 @@ class HMCBNN(Surrogate):
                 "(pip install 'jax[cpu]' numpyro), or choose another surrogate"
             )
 
-    def _config(self, d: int) -> Any:
+    def _config(self, d: int, num_outputs: int = 1) -> Any:
         from surrogates._numpyro_bnn import BNNConfig
 
         return BNNConfig(
             d=d,
+            num_outputs=num_outputs,
             width=self.width,
             depth=self.depth,
             activation=self.activation,
@@ -209,13 +218,15 @@ class HMCBNN(Surrogate):
         from surrogates._numpyro_bnn import sample_posterior
 
         X = train_X.detach().cpu().double().numpy()
-        y = train_Y.detach().cpu().double().numpy().reshape(-1)
+        k = train_Y.shape[-1]  # outcomes: the network's output units
+        y = train_Y.detach().cpu().double().numpy()
+        y = y.reshape(-1) if k == 1 else y.reshape(-1, k)
         # the engine seeds torch per proposal: derive the sampler's seed from it and ours
         step = int(torch.randint(0, 2**31 - 1, (1,)).item())
         samples = sample_posterior(
             X,
             y,
-            self._config(X.shape[1]),
+            self._config(X.shape[1], k),
             prior_scale=1.0 if self.prior_scale is None else float(self.prior_scale),
             thinning=self.thinning,
             seed=(self.seed * 1_000_003 + step) % 2**31,
@@ -234,13 +245,17 @@ class HMCBNN(Surrogate):
             )
             for W, b in samples.weights
         ]
-        noise_var = torch.as_tensor(samples.noise_var.reshape(-1), **tkw)
+        noise_var = torch.as_tensor(
+            samples.noise_var.reshape(-1) if k == 1 else samples.noise_var.reshape(-1, k), **tkw
+        )
         activation = self.activation
 
         def forward_fn(X: Tensor) -> Tensor:
-            return bnn_forward(X, layers, activation)
+            return bnn_forward(X, layers, activation)  # batch x s x n (x m)
 
-        return SampleEnsembleModel(forward_fn, len(noise_var), noise_var, train_X, train_Y)
+        return SampleEnsembleModel(
+            forward_fn, len(noise_var), noise_var, train_X, train_Y, num_outputs=k
+        )
 
     def _warning(self, diag: dict[str, Any]) -> str:
         """One line naming the setting to change, or "" for a healthy fit."""

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from surrogates.base import Surrogate
 from surrogates.gp import fit_mll_robustly
+from surrogates.multi_output import fit_per_outcome
 from surrogates.registry import register_surrogate
 
 __all__ = ["IBNN"]
@@ -61,6 +62,18 @@ class IBNN(Surrogate):
         return kernel
 
     def fit(self, train_X: Tensor, train_Y: Tensor, cat_dims: Sequence[int] = ()) -> Model:
+        """``train_X``: ``n x d``; ``train_Y``: ``n x m``. Returns a SingleTaskGP (``m == 1``) or a
+        ``ModelListGP`` of one GP per outcome (``m > 1``; ``diagnostics`` merged per outcome)."""
+        if train_Y.shape[-1] > 1:
+            model, self.diagnostics = fit_per_outcome(
+                lambda y: self._fit_one(train_X, y), train_Y, gpytorch=True
+            )
+            return model
+        model, self.diagnostics = self._fit_one(train_X, train_Y)
+        return model
+
+    def _fit_one(self, train_X: Tensor, train_Y: Tensor) -> tuple[Model, dict[str, Any]]:
+        """One outcome: ``train_Y`` is ``n x 1``."""
         # categorical columns are treated as ordinal: the NNGP kernel has no categorical variant
         kernel = self.kernel(train_X)
         with warnings.catch_warnings():
@@ -68,11 +81,11 @@ class IBNN(Surrogate):
             model = SingleTaskGP(
                 train_X, train_Y, covar_module=kernel, outcome_transform=Standardize(m=1)
             )
-        self.diagnostics = fit_mll_robustly(model)
-        self.diagnostics.update(
+        diagnostics = fit_mll_robustly(model)
+        diagnostics.update(
             weight_var=float(kernel.weight_var.detach().reshape(-1)[0]),
             bias_var=float(kernel.bias_var.detach().reshape(-1)[0]),
             noise=float(model.likelihood.noise.detach().reshape(-1)[0]),
         )
         model.eval()
-        return model
+        return model, diagnostics

@@ -29,6 +29,14 @@ How acquisitions see it:
 - ``condition_on_observations`` / ``fantasize`` append data and recompute the posterior exactly
   (the scale posterior too: a fantasy of a surprising value widens the fantasy model), so knowledge
   gradient and joint entropy search work.
+
+With ``m > 1`` outcomes each outcome gets its own Student-t process (fitted as a single outcome is),
+combined into an ``OutcomeModelList`` (``surrogates/multi_output.py``; not a ``ModelListGP``: the
+model is not a gpytorch GP). Its posterior is a ``PosteriorList`` of the outcomes' Student-t
+posteriors (independent outcomes); ``fantasize`` and ``condition_on_observations`` work per outcome.
+``gaussian`` then holds per outcome only: the ``PosteriorList`` has no joint ``distribution``. There
+are no Matheron paths for it, so ``sample_optimal_points`` and the multi-objective entropy searches
+(which also need ``.mvn``) do not work with it.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from linear_operator.utils.cholesky import psd_safe_cholesky
 from torch import Tensor
 
 from surrogates.ibnn import IBNN
+from surrogates.multi_output import fit_per_outcome
 from surrogates.registry import register_surrogate
 
 __all__ = ["IBNNT", "StudentTPosterior", "StudentTProcessModel", "student_t_log_marginal"]
@@ -346,8 +355,23 @@ class IBNNT(IBNN):
 
         Args:
             train_X: ``n x d`` inputs in the unit cube; categorical columns are treated as ordinal.
-            train_Y: ``n x 1`` standardized outcomes.
+            train_Y: ``n x m`` standardized outcomes.
+
+        Returns:
+            A ``StudentTProcessModel`` (``m == 1``) or an ``OutcomeModelList`` of one per outcome.
         """
+        if train_Y.shape[-1] > 1:
+            model, self.diagnostics = fit_per_outcome(
+                lambda y: self._fit_one_t(train_X, y), train_Y, gpytorch=False
+            )
+            return model
+        model, self.diagnostics = self._fit_one_t(train_X, train_Y)
+        return model
+
+    def _fit_one_t(
+        self, train_X: Tensor, train_Y: Tensor
+    ) -> tuple[StudentTProcessModel, dict[str, Any]]:
+        """One outcome (``train_Y``: ``n x 1``): the model and its diagnostics."""
         kernel = self.kernel(train_X)
         y = train_Y[..., 0]
         n = y.shape[-1]
@@ -400,7 +424,7 @@ class IBNNT(IBNN):
             self.beta,
             tau,
         )
-        self.diagnostics = {
+        diagnostics = {
             "fit_status": status,
             "fit_error": error,
             "noise_ratio": tau,
@@ -410,4 +434,4 @@ class IBNNT(IBNN):
             "weight_var": float(kernel.weight_var.reshape(-1)[0]),
             "bias_var": float(kernel.bias_var.reshape(-1)[0]),
         }
-        return model
+        return model, diagnostics

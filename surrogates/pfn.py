@@ -19,6 +19,14 @@ the incumbent ``best_f`` into it (EI in the transformed space, as PFNs4BO scores
 The predictive distribution is that of a *noisy* observation (the prior's targets are noisy); the
 ``observation_noise`` flag of ``posterior`` is accepted and ignored.
 
+Several outcomes (``train_Y``: ``n x m``, ``m > 1``): the transformer is single-output, so each
+outcome gets its own context (its own power transform and, beyond the context limit, its own
+subsample) and its own ``PFNModel``; they are combined into a ``PFNModelList`` (a botorch
+``ModelList``) whose posterior, a ``PFNPosteriorList``, stacks the outcomes (mean ``batch x q x m``,
+samples ``sample x batch x q x m``; outcomes independent given their contexts) and maps each back with
+``data_moments``. MC acquisitions (hypervolume improvement, ParEGO, outcome constraints) work with it;
+``fantasize`` fantasizes every outcome at ``X``. Closed-form EI is single-output only.
+
 Limits (stored in the checkpoint): at most ``max_dim`` inputs (refused beyond, with a one-line
 error), at most ``max_context`` observations: with more, the context is subsampled to the limit
 (the best quarter by outcome plus a seeded random rest) with a warning, or refused with
@@ -37,8 +45,9 @@ from typing import Any
 
 import torch
 from botorch.exceptions.errors import UnsupportedError
-from botorch.models.model import Model
+from botorch.models.model import Model, ModelList
 from botorch.posteriors.posterior import Posterior
+from botorch.posteriors.posterior_list import PosteriorList
 from botorch.sampling.base import MCSampler
 from botorch.sampling.get_sampler import GetSampler
 from botorch.sampling.normal import IIDNormalSampler, SobolQMCNormalSampler
@@ -52,7 +61,7 @@ from surrogates.pfn_net.io import load_checkpoint
 from surrogates.pfn_net.model import PFNTransformer, standardize_context
 from surrogates.registry import register_surrogate
 
-__all__ = ["PFN", "PFNLimitError", "PFNModel", "PFNPosterior"]
+__all__ = ["PFN", "PFNLimitError", "PFNModel", "PFNModelList", "PFNPosterior", "PFNPosteriorList"]
 
 log = logging.getLogger(__name__)
 
@@ -318,6 +327,37 @@ class PFNModel(Model):
         return PFNModel(self.net, new_X, new_Y, self.y_transform)
 
 
+class PFNPosteriorList(PosteriorList):
+    """The posteriors of ``m`` outcomes (one ``PFNPosterior`` each), stacked on the last dim."""
+
+    def data_moments(self, points: int = 512) -> tuple[Tensor, Tensor]:
+        """Mean and variance (each ``batch x q x m``) in the units the engine trained the model
+        on: each outcome's ``PFNPosterior.data_moments``, concatenated."""
+        moments = [p.data_moments(points) for p in self.posteriors]
+        return torch.cat([m for m, _ in moments], dim=-1), torch.cat(
+            [v for _, v in moments], dim=-1
+        )
+
+
+class PFNModelList(ModelList):
+    """``m`` single-output ``PFNModel`` s (one context per outcome) as one ``m``-output model."""
+
+    def posterior(
+        self,
+        X: Tensor,
+        output_indices: list[int] | None = None,
+        observation_noise: bool | Tensor = False,
+        posterior_transform: Any = None,
+        **kwargs: Any,
+    ) -> Posterior:
+        """``batch x q x d`` -> a ``PFNPosteriorList`` over ``batch x q x m``."""
+        post = super().posterior(X, output_indices=output_indices)
+        post = PFNPosteriorList(*post.posteriors)
+        if posterior_transform is not None:
+            return posterior_transform(posterior=post, X=X)
+        return post
+
+
 # ----- surrogate ----------------------------------------------------------------------------------------
 @register_surrogate("pfn")
 @dataclass
@@ -375,6 +415,21 @@ class PFN(Surrogate):
         }
 
     def fit(self, train_X: Tensor, train_Y: Tensor, cat_dims: Sequence[int] = ()) -> Model:
+        """``train_X``: ``n x d``; ``train_Y``: ``n x m``. Returns a ``PFNModel`` (``m == 1``) or a
+        ``PFNModelList`` of one per outcome (``m > 1``; ``diagnostics`` merged per outcome)."""
+        if train_Y.shape[-1] > 1:
+            from surrogates.multi_output import merge_outcome_diagnostics
+
+            models, diags = [], []
+            for i in range(train_Y.shape[-1]):
+                models.append(self._fit_one(train_X, train_Y[..., i : i + 1]))
+                diags.append(self.diagnostics)
+            self.diagnostics = merge_outcome_diagnostics(diags)
+            return PFNModelList(*models)
+        return self._fit_one(train_X, train_Y)
+
+    def _fit_one(self, train_X: Tensor, train_Y: Tensor) -> PFNModel:
+        """One outcome (``train_Y``: ``n x 1``); sets ``self.diagnostics``."""
         net, cfg = load_checkpoint(self.checkpoint)
         max_dim, max_ctx = cfg["model"]["max_dim"], cfg["model"]["max_context"]
         n, d = train_X.shape
