@@ -27,7 +27,9 @@ def data():
     return p.space, X, y
 
 
-@pytest.mark.parametrize("acquisition", [a for a in acquisition_names() if a not in ("random", "parego")])
+@pytest.mark.parametrize(
+    "acquisition", [a for a in acquisition_names() if a not in ("random", "parego")]
+)
 @pytest.mark.parametrize("surrogate", list(FAST))
 def test_pair_runs_or_is_refused(data, surrogate: str, acquisition: str) -> None:
     space, X, y = data

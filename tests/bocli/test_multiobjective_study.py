@@ -97,6 +97,8 @@ def test_space_lists_every_outcome_once_in_order() -> None:
     [
         ({"objectives": [{"name": "a", "threshold": "high"}, {"name": "b"}]}, "threshold"),
         ({"outcome_constraints": [{"name": "purity"}]}, "give 'min' or 'max'"),
+        ({"outcome_constraints": [{"min": 0.5}]}, "'name' is required"),
+        ({"outcome_constraints": [{"name": "p", "min": "high"}]}, "'min' must be a number"),
         ({"outcome_constraints": [{"name": "x1", "max": 1}]}, "clashes with a parameter"),
         ({"outcome_constraints": [{"name": "p", "min": 2, "max": 1}]}, "is above 'max'"),
         ({"outcome_constraints": [{"name": "p", "mni": 2}]}, "did you mean 'min'"),
@@ -285,7 +287,9 @@ def test_unsupported_pairs_fail_at_once_with_what_works() -> None:
             "outcome_constraints": [{"name": "p", "min": 0}],
         }
     )
-    with pytest.raises(IncompatiblePairError, match=r"does not take outcome constraints; .*use: ei"):
+    with pytest.raises(
+        IncompatiblePairError, match=r"does not take outcome constraints; .*use: ei"
+    ):
         check_compatible("gp", "ucb", constrained)
     with pytest.raises(IncompatiblePairError, match=r"'kg' does not take outcome constraints"):
         check_compatible("gp", "kg", SPACE)
@@ -329,3 +333,27 @@ def test_gp_family_acquisitions_with_several_objectives(acquisition: str) -> Non
 def test_json_best_is_machine_readable(told: Path) -> None:
     data = json.loads(run("best", told, "--format", "json").output)
     assert data["hypervolume"] > 0 and data["pareto_set"]
+
+
+def test_a_user_objective_with_several_outcomes_runs_and_resumes(tmp_path: Path) -> None:
+    (tmp_path / "lab.py").write_text(
+        "def measure(p):\n"
+        "    x1, x2 = p['x1'], p['x2']\n"
+        "    return {'cost': (x1 - 0.3) ** 2 + x2, 'yield': -((x1 - 0.8) ** 2) - x2 ** 2,\n"
+        "            'purity': 1.0 - x1 * x2 - 0.5 * x1}\n"
+    )
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE_YAML)
+    out = tmp_path / "run"
+    args = ["run", f"{tmp_path / 'lab.py'}:measure", "--space", space, "--out", out]
+    res = run(*args, "--budget", 5, "--init", 4, "--format", "json")
+    summary = json.loads(res.output.strip().splitlines()[-1])
+    assert summary["evaluations"] == 5 and summary["reference_point"] == [3.0, -2.0]
+    res = run("run", "--out", out, "--resume", "--budget", 6, "--format", "json")
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert len(rows) == 6 and all(r["status"] == "complete" for r in rows)
+    for r in rows:  # every outcome as measured, in its own column
+        want = truth(float(r["x1"]), float(r["x2"]))
+        assert all(float(r[k]) == pytest.approx(v, abs=1e-9) for k, v in want.items())
+    hv = [float(r["hypervolume"]) for r in rows]
+    assert hv == sorted(hv) and hv[-1] == pytest.approx(best_trial(out / "study.db")["hypervolume"])
