@@ -212,6 +212,15 @@ class CellResult:
     calibration: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _executor_gave_up(e: BaseException) -> bool:
+    """Whether a cell's future failed in the executor rather than in ``run_cell`` (which records
+    the cell's own failures): Dask gave up on a cell that killed its workers (``KilledWorker``),
+    lost a connection or timed out."""
+    return type(e).__module__.split(".")[0] in ("distributed", "dask") or isinstance(
+        e, (OSError, TimeoutError, cf.TimeoutError)
+    )
+
+
 def run_cell(spec: CellSpec) -> CellResult:
     """Run one cell to the end in this process (never raises for a failure of the cell itself)."""
     import numpy as np
@@ -270,7 +279,11 @@ def run_cell(spec: CellSpec) -> CellResult:
         trials = run_optimization(
             problem, config, None, executor=InlineExecutor(), on_suggest=on_suggest
         )
-    except Exception as e:
+    except (UserError, RuntimeError, ValueError, ArithmeticError) as e:
+        # the cell's own failure (bad settings, numerics, a model that cannot be fitted) is its
+        # result; out of memory and bugs (TypeError, AttributeError, ...) surface
+        if isinstance(e, getattr(torch, "OutOfMemoryError", ())):
+            raise
         return CellResult(
             cell,
             "failed",
@@ -849,7 +862,9 @@ def run_grid(
                         ) from None
                     except cf.CancelledError:
                         continue
-                    except Exception as e:  # e.g. Dask gave up on a cell that killed workers
+                    except Exception as e:
+                        if not _executor_gave_up(e):
+                            raise  # run_cell records a cell's own failures: this is OOM or a bug
                         result = CellResult(c, "failed", error=_one_line(e))
                     finish(result)
     finally:

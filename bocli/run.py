@@ -246,7 +246,9 @@ def _evaluate(
         return values, "", time.perf_counter() - t0
     except ObjectiveError as e:
         return None, str(e), time.perf_counter() - t0
-    except Exception as e:
+    except MemoryError:  # this process is out of memory: not one point's failure, so it surfaces
+        raise
+    except Exception as e:  # an objective built in code may raise anything: a failed trial
         return None, f"{type(e).__name__}: {e}", time.perf_counter() - t0
 
 
@@ -581,7 +583,7 @@ def is_registered(problem: Problem) -> bool:
 
     try:
         return get_problem(problem.name).space.to_json() == problem.space.to_json()
-    except Exception:  # not registered (a problem built in code)
+    except UserError:  # not registered (a problem built in code): UnknownProblemError
         return False
 
 
@@ -723,13 +725,11 @@ def names_registered_problem(target: str) -> bool:
     objective (``module:function``, ``file.py:function``)."""
     if ":" not in target:
         return True
-    from problems import list_problems
+    from problems.registry import PROBLEMS, _load_builtin
 
     name, _, rest = target.partition(":")
-    try:
-        return "=" in rest and name.strip() in list_problems()
-    except Exception:
-        return False
+    _load_builtin()
+    return "=" in rest and name.strip() in PROBLEMS
 
 
 def plan_run(

@@ -792,7 +792,7 @@ def _registered(problem: str | None) -> Any:
         from problems import get_problem
 
         return get_problem(problem)
-    except Exception:  # a problem that is no longer registered: no regret, not an error
+    except UserError:  # a problem no longer registered (or its settings): no regret, not an error
         return None
 
 

@@ -324,7 +324,7 @@ class _Child:
             if daemonic:
                 me.daemon = False
             proc.start()
-        except Exception as e:
+        except OSError as e:  # out of processes, memory or file descriptors
             conn.close()
             raise ObjectiveError(f"could not start the objective process: {e}") from e
         finally:
