@@ -40,8 +40,10 @@ __all__ = [
     "AcquisitionSpec",
     "IncompatiblePairError",
     "acquisition_names",
+    "build_acquisition",
     "check_acquisition_options",
     "check_compatible",
+    "exactness",
     "register_acquisition",
 ]
 
@@ -150,6 +152,9 @@ class AcqContext:
             negative where feasible, or None.
         ref_point: With several objectives, the reference point in model units (``m``,
             maximization, standardized like ``train_Y``).
+        capabilities: What the model supports (the surrogate class's ``capabilities``, see
+            ``surrogates/base.py``); e.g. ``paths`` decides how optima are sampled. Empty: only a
+            posterior is assumed.
     """
 
     model: Model
@@ -165,6 +170,7 @@ class AcqContext:
     objectives: tuple[int, ...] = (0,)
     constraints: list[Callable[[Tensor], Tensor]] | None = None
     ref_point: Tensor | None = None
+    capabilities: frozenset[str] = frozenset()
 
     @property
     def d(self) -> int:
@@ -511,7 +517,8 @@ def _drop_pending(cand: Tensor, X_pending: Tensor | None, tol: float = 1e-9) -> 
         return cand
     import torch
 
-    dist = torch.cdist(cand, X_pending.to(cand))
+    # exact distances: the matrix-product form rounds equal points to ~1e-8 apart
+    dist = torch.cdist(cand, X_pending.to(cand), compute_mode="donot_use_mm_for_euclid_dist")
     keep = dist.min(dim=-1).values > tol
     return cand[keep] if keep.any() else cand
 
@@ -604,6 +611,10 @@ def _best_f(ctx: AcqContext) -> float:
     "ei", "log noisy expected improvement (qLogNEI), batch and pending aware", constraints=True
 )
 def _ei(ctx: AcqContext) -> Tensor:
+    return optimize(_build_ei(ctx), ctx)
+
+
+def _build_ei(ctx: AcqContext) -> AcquisitionFunction:
     """qLogNEI from posterior samples; at q = 1 without pending points, a model whose posterior has
     a closed-form EI (``model.closed_form_ei`` and ``posterior.log_expected_improvement(best_f)``,
     e.g. the PFN's bar distribution) is scored exactly instead."""
@@ -613,10 +624,10 @@ def _ei(ctx: AcqContext) -> Tensor:
         and ctx.n_outcomes == 1
         and getattr(ctx.model, "closed_form_ei", False)
     ):
-        return optimize(closed_form_log_ei(ctx.model, best_f=_best_f(ctx)), ctx)
+        return closed_form_log_ei(ctx.model, best_f=_best_f(ctx))
     from botorch.acquisition.logei import qLogNoisyExpectedImprovement
 
-    acqf = qLogNoisyExpectedImprovement(
+    return qLogNoisyExpectedImprovement(
         ctx.model,
         X_baseline=ctx.train_X,
         X_pending=ctx.X_pending,
@@ -624,7 +635,6 @@ def _ei(ctx: AcqContext) -> Tensor:
         objective=ctx.mc_objective(),
         constraints=ctx.constraints,
     )
-    return optimize(acqf, ctx)
 
 
 def closed_form_log_ei(model: Model, best_f: float) -> AcquisitionFunction:
@@ -654,11 +664,13 @@ _NUM_FANTASIES_HELP = "fantasy outcomes per point (more: smoother, slower)"
     options=(AcqOption("beta", float, 2.0, low=0.0, high=1e6, help="exploration weight (>= 0)"),),
 )
 def _ucb(ctx: AcqContext) -> Tensor:
+    return optimize(_build_ucb(ctx), ctx)
+
+
+def _build_ucb(ctx: AcqContext) -> AcquisitionFunction:
     from botorch.acquisition.monte_carlo import qUpperConfidenceBound
 
-    beta = opt(ctx, "beta", "ucb")
-    acqf = qUpperConfidenceBound(ctx.model, beta=beta, X_pending=ctx.X_pending)
-    return optimize(acqf, ctx)
+    return qUpperConfidenceBound(ctx.model, beta=opt(ctx, "beta", "ucb"), X_pending=ctx.X_pending)
 
 
 @register_acquisition(
@@ -668,16 +680,21 @@ def _ucb(ctx: AcqContext) -> Tensor:
     options=(AcqOption("num_fantasies", int, 32, low=1, high=1024, help=_NUM_FANTASIES_HELP),),
 )
 def _kg(ctx: AcqContext) -> Tensor:
+    return optimize(_build_kg(ctx), _cheaper(ctx))
+
+
+def _build_kg(ctx: AcqContext) -> AcquisitionFunction:
+    """One-shot qKG; its value at given points is ``acqf.evaluate(X, bounds)`` (inner problem
+    solved), its ``forward`` takes the one-shot points with the fantasy solutions appended."""
     import torch
     from botorch.acquisition import PosteriorMean, qKnowledgeGradient
 
     num_fantasies = opt(ctx, "num_fantasies", "kg")
     with torch.no_grad():
         current = PosteriorMean(ctx.model)(ctx.train_X.unsqueeze(-2)).max()
-    acqf = qKnowledgeGradient(
+    return qKnowledgeGradient(
         ctx.model, num_fantasies=num_fantasies, X_pending=ctx.X_pending, current_value=current
     )
-    return optimize(acqf, _cheaper(ctx))
 
 
 @register_acquisition(
@@ -691,34 +708,39 @@ def _kg(ctx: AcqContext) -> Tensor:
     ),
 )
 def _mes(ctx: AcqContext) -> Tensor:
+    return optimize(_build_mes(ctx), _cheaper(ctx), sequential=True)
+
+
+def _build_mes(ctx: AcqContext) -> AcquisitionFunction:
     """Gaussian posteriors: botorch's qMES (Gumbel max values). Ensemble posteriors: the same MES
     formula on the mixture's moment match, with each drawn member's maximum as a max-value sample.
     Pending points (and q > 1, greedily) are handled by fantasizing, hence ``fantasize``."""
     if _has_ensemble_posterior(ctx):
-        acqf: AcquisitionFunction = _ensemble_mes(ctx)
-    else:
-        from botorch.acquisition.max_value_entropy_search import qMaxValueEntropy
+        return _ensemble_mes(ctx)
+    from botorch.acquisition.max_value_entropy_search import qMaxValueEntropy
 
-        acqf = qMaxValueEntropy(
-            ctx.model,
-            candidate_set=ctx.candidate_set(512),
-            X_pending=ctx.X_pending,
-            num_fantasies=_opt_or(ctx, "num_fantasies", "mes", 8),
-            num_mv_samples=_opt_or(ctx, "num_mv_samples", "mes", 10),
-        )
-    return optimize(acqf, _cheaper(ctx), sequential=True)
+    return qMaxValueEntropy(
+        ctx.model,
+        candidate_set=ctx.candidate_set(512),
+        X_pending=ctx.X_pending,
+        num_fantasies=_opt_or(ctx, "num_fantasies", "mes", 8),
+        num_mv_samples=_opt_or(ctx, "num_mv_samples", "mes", 10),
+    )
 
 
 @register_acquisition(
     "gibbon", "GIBBON, the lower bound of max-value entropy search", requires={"gaussian"}
 )
 def _gibbon(ctx: AcqContext) -> Tensor:
+    return optimize(_build_gibbon(ctx), _cheaper(ctx), sequential=True)
+
+
+def _build_gibbon(ctx: AcqContext) -> AcquisitionFunction:
     from botorch.acquisition.max_value_entropy_search import qLowerBoundMaxValueEntropy
 
-    acqf = qLowerBoundMaxValueEntropy(
+    return qLowerBoundMaxValueEntropy(
         ctx.model, candidate_set=ctx.candidate_set(512), X_pending=ctx.X_pending
     )
-    return optimize(acqf, _cheaper(ctx), sequential=True)
 
 
 def _opt_or(ctx: AcqContext, name: str, acquisition: str, default: int) -> int:
@@ -730,22 +752,29 @@ def _opt_or(ctx: AcqContext, name: str, acquisition: str, default: int) -> int:
 def optimal_samples(ctx: AcqContext, num: int) -> tuple[Tensor, Tensor]:
     """Samples of the maximizer and the maximum of the objective (for joint entropy search).
 
-    Uses botorch's pathwise (Matheron) posterior samples optimized continuously when the model
-    supports them; otherwise ``num`` joint posterior draws on a discrete candidate set.
+    With the capability ``paths`` (the model's own functions: ``gp``), botorch's pathwise (Matheron)
+    posterior samples, optimized continuously. Otherwise (a deep kernel's paths would skip its
+    feature network; the NNGP kernels have none) ``num`` joint draws of the posterior itself on a
+    discrete candidate set, so the optima come from the model that the acquisition scores. A
+    kernel without pathwise features (categorical) or a numerical failure falls back to the
+    latter; anything else (out of memory, a bug) surfaces.
 
     Returns:
         ``num x d`` optimal inputs and ``num x 1`` optimal outputs.
     """
     import torch
 
-    try:
+    if "paths" in ctx.capabilities:
         from botorch.acquisition.utils import get_optimal_samples
+        from linear_operator.utils.errors import NotPSDError
 
-        with torch.random.fork_rng():
-            torch.manual_seed(ctx.seed)
-            return get_optimal_samples(ctx.model, bounds=ctx.bounds, num_optima=num)
-    except (NotImplementedError, TypeError, AttributeError, RuntimeError):
-        pass  # the model has no pathwise sampler (NNGP kernel, deep kernel, ensembles)
+        try:
+            with torch.random.fork_rng():
+                torch.manual_seed(ctx.seed)
+                return get_optimal_samples(ctx.model, bounds=ctx.bounds, num_optima=num)
+        except (NotImplementedError, NotPSDError, torch.linalg.LinAlgError) as e:
+            # no pathwise features for this kernel (a categorical one), or a numerical failure
+            log.info("optimal_samples: no pathwise draws (%s); using joint draws", e)
     cand = ctx.candidate_set(1024)
     with torch.no_grad(), torch.random.fork_rng():
         torch.manual_seed(ctx.seed)
@@ -771,17 +800,22 @@ def _jes(ctx: AcqContext) -> Tensor:
     joint Gaussian over the q points."""
     if _has_ensemble_posterior(ctx):
         return optimize(_ensemble_jes(ctx), _cheaper(ctx))
+    return optimize(_build_jes(ctx), _cheaper(ctx), sequential=True)
+
+
+def _build_jes(ctx: AcqContext) -> AcquisitionFunction:
+    if _has_ensemble_posterior(ctx):
+        return _ensemble_jes(ctx)
     from botorch.acquisition.joint_entropy_search import qJointEntropySearch
 
     opt_X, opt_Y = optimal_samples(ctx, opt(ctx, "num_optima", "jes"))
-    acqf = qJointEntropySearch(
+    return qJointEntropySearch(
         ctx.model,
         optimal_inputs=opt_X,
         optimal_outputs=opt_Y,
         estimation_type="LB",
         X_pending=ctx.X_pending,
     )
-    return optimize(acqf, _cheaper(ctx), sequential=True)
 
 
 @register_acquisition(
@@ -808,7 +842,7 @@ def _ts(ctx: AcqContext) -> Tensor:
         try:
             picks = MaxPosteriorSampling(ctx.model, replacement=False)(cand, num_samples=ctx.q)
         except (RuntimeError, ValueError) as e:  # a joint covariance too singular to factor
-            if not hasattr(ctx.model.posterior(cand[:1]), "distribution"):
+            if _out_of_memory(e) or not hasattr(ctx.model.posterior(cand[:1]), "distribution"):
                 raise
             log.info("ts: joint sampling failed (%s); using an eigendecomposition", e)
             picks = _thompson_fallback(ctx.model, cand, ctx.q)
@@ -900,8 +934,12 @@ def _random(ctx: AcqContext) -> Tensor:
     import torch
 
     rng = np.random.default_rng(ctx.seed)
-    X = ctx.space.round_trip(rng.random((ctx.q, ctx.d)))
-    return torch.as_tensor(X, **ctx.tkwargs)
+    # spare draws replace any that repeat a pending point (possible in discrete spaces); the
+    # first q rows are the same stream as q draws alone
+    X = ctx.space.round_trip(rng.random((ctx.q + 64, ctx.d)))
+    cand = torch.as_tensor(X, **ctx.tkwargs)
+    kept = _drop_pending(cand, ctx.X_pending)
+    return (kept if len(kept) >= ctx.q else cand)[: ctx.q]
 
 
 # ----- entropy search for ensemble (sample) posteriors ----------------------------------------------
@@ -1012,6 +1050,124 @@ def _ensemble_jes(ctx: AcqContext) -> AcquisitionFunction:
             return info(torch.cat([X, P], dim=-2)) - info(P)
 
     return _EnsembleJES(model)
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is torch's out-of-memory error (a RuntimeError subclass), never a fallback."""
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+    return isinstance(e, oom)
+
+
+# the acquisition functions that the single-objective proposals optimize (ts, random: none)
+_BUILDERS: dict[str, Callable[[AcqContext], AcquisitionFunction]] = {
+    "ei": _build_ei,
+    "ucb": _build_ucb,
+    "kg": _build_kg,
+    "mes": _build_mes,
+    "gibbon": _build_gibbon,
+    "jes": _build_jes,
+}
+
+
+def build_acquisition(name: str, ctx: AcqContext) -> AcquisitionFunction | None:
+    """The botorch acquisition function that the single-objective ``name`` maximizes in ``ctx``
+    (the same object its proposal optimizes), or None for the ones without one (``ts``,
+    ``random``). ``kg``'s is one-shot: score points with ``acqf.evaluate(X, bounds)``."""
+    builder = _BUILDERS.get(name)
+    return None if builder is None else builder(ctx)
+
+
+# ----- exactness: what each acquisition really computes on each surrogate ---------------------------
+_EXACT, _APPROX = "exact", "approximate"
+_PFN_BATCH = "q = 1 exact; batch/pending points are sampled independently (PFN marginals)"
+_T_MATCH = "Gaussian moment match of a Student-t posterior"
+
+
+def exactness(acquisition: str, surrogate: str, multi: bool = False) -> tuple[str, str]:
+    """Whether ``acquisition`` computes its textbook quantity on ``surrogate``'s posterior.
+
+    "exact" means the method as published, up to Monte-Carlo error (MC acquisitions average over
+    posterior draws: ensemble/hmc members are the posterior, so MC over members is exact for it).
+    "approximate" means a stand-in: the note says which. Raises IncompatiblePairError for an
+    unknown name; an unsupported pair gives ``("unsupported", "-")``.
+
+    Returns:
+        ``(kind, note)``: kind ``exact`` / ``approximate`` / ``unsupported``, note a few words.
+    """
+    from surrogates import get_surrogate_class
+
+    if acquisition not in ACQUISITIONS:
+        raise IncompatiblePairError(
+            f"unknown acquisition '{acquisition}'; choose from: {', '.join(ACQUISITIONS)}"
+        )
+    spec = ACQUISITIONS[acquisition]
+    caps = get_surrogate_class(surrogate).capabilities
+    form: AcquisitionSpec | MultiObjectiveSpec | None = (
+        spec.multi if multi else (spec if spec.single_objective else None)
+    )
+    if form is None or not form.supports(caps):
+        return "unsupported", "-"
+    a = acquisition
+    if a == "random":
+        return _EXACT, "uniform random points (no model)"
+    members = "members" in caps  # a weighted finite set of functions (ensemble, hmc)
+    pfn = surrogate == "pfn"  # marginal predictions: points of a joint sample are independent
+    student_t = surrogate == "ibnn-t"
+    if multi:
+        if a in ("ei", "parego"):
+            if pfn:
+                return _APPROX, "MC with the q and baseline points sampled independently"
+            if members:
+                return _EXACT, "MC over the posterior's members"
+            return _EXACT, "MC over joint posterior samples"
+        if a == "ts":
+            if pfn:
+                return _APPROX, "independent draws per candidate, not one function"
+            return _EXACT, "one joint posterior draw per point"
+        if a == "kg":
+            return _EXACT, "qHVKG with the model's own fantasies"
+        return _EXACT, "Pareto sets from the model's pathwise samples"  # mes, jes: paths only
+    if a == "ei":
+        if pfn:
+            return _EXACT, "closed-form EI of the bar distribution at q = 1; " + _PFN_BATCH
+        return _EXACT, "MC over the posterior's members" if members else "qLogNEI, MC"
+    if a == "ucb":
+        if pfn:
+            return _EXACT, "qUCB, MC; " + _PFN_BATCH
+        return _EXACT, "MC over the posterior's members" if members else "qUCB, MC"
+    if a == "ts":
+        if pfn:
+            return _APPROX, "independent draws per candidate, not one function"
+        if members:
+            return _EXACT, "one member per point"
+        return _EXACT, "joint posterior draws on a candidate set"
+    if a == "kg":
+        if members:
+            return _APPROX, "fantasies reweight the existing members with a fixed fantasy noise"
+        if pfn:
+            return _EXACT, "fantasies extend the PFN context; " + _PFN_BATCH
+        return _EXACT, "one-shot qKG with the model's own fantasies"
+    if a == "mes":
+        if members:
+            return _APPROX, "moment-matched Gaussian with member maxima; noise not separated from f"
+        if student_t:
+            return _APPROX, _T_MATCH
+        return _EXACT, "qMES (Gumbel max values on a candidate set)"
+    if a == "gibbon":
+        if student_t:
+            return _APPROX, _T_MATCH
+        return _EXACT, "GIBBON lower bound"
+    if a == "jes":
+        if members:
+            return _APPROX, "moment-matched Gaussian; drops the max constraint"
+        if student_t:
+            return _APPROX, _T_MATCH + "; optima from joint draws on a candidate set"
+        if "paths" in caps:
+            return _EXACT, "qJES lower bound; optima from pathwise samples"
+        return _EXACT, "qJES lower bound; optima from joint posterior draws on a candidate set"
+    return _EXACT, ""
 
 
 # the multi-objective forms register themselves on the names above

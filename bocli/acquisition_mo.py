@@ -61,7 +61,7 @@ def prepare_log_ehvi_kernel() -> None:
         cached = (
             any(f.endswith(".so") for f in os.listdir(build)) if os.path.isdir(build) else False
         )
-    except Exception:  # private helper moved: just build, without the line
+    except (ImportError, AttributeError):  # private helper moved: just build, without the line
         cached, build = True, ""
     if not cached:  # the engine prints nothing else; this wait deserves one line at the moment
         print(

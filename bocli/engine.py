@@ -264,6 +264,7 @@ def predict(model: Any, X: Any, space: Space, y: np.ndarray) -> list[dict[str, A
         product).
     """
     import torch
+    from linear_operator.utils.errors import NotPSDError
 
     k = len(space.outcome_names)
     scaling = OutcomeScaling.fit(space, np.asarray(y, dtype=np.float64).reshape(-1, k))
@@ -271,7 +272,7 @@ def predict(model: Any, X: Any, space: Space, y: np.ndarray) -> list[dict[str, A
         with torch.no_grad():
             try:
                 post = model.posterior(X, observation_noise=True)
-            except (TypeError, NotImplementedError, RuntimeError):
+            except NotImplementedError:  # a model that cannot add observation noise
                 post = model.posterior(X)
             # a model whose posterior lives in transformed units maps it back (pfn)
             m, v = (
@@ -279,7 +280,9 @@ def predict(model: Any, X: Any, space: Space, y: np.ndarray) -> list[dict[str, A
             )
             mean = m.reshape(-1, k).double().cpu().numpy()
             var = v.reshape(-1, k).double().cpu().numpy()
-    except Exception:  # a model that cannot predict here still proposed its points
+    except (NotImplementedError, NotPSDError, torch.linalg.LinAlgError):
+        # a model without these moments, or a covariance too singular here, still proposed its
+        # points; out of memory and bugs (TypeError, ...) surface
         return None
     if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var))):
         return None
@@ -466,6 +469,7 @@ def suggest(
                 objectives=tuple(range(m_obj)),
                 constraints=scaling.constraints(space) or None,
                 ref_point=ref_model,
+                capabilities=frozenset(type(sur).capabilities),
             )
             cand = spec.run(ctx)
             t2 = time.perf_counter()

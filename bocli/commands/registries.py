@@ -116,11 +116,16 @@ def surrogates(fmt: str) -> None:
 def acquisitions(fmt: str) -> None:
     """List the acquisitions and the surrogate x acquisition matrix as it really is.
 
+    Each surrogate column says whether the pair runs and what it computes: ``exact`` (the method
+    as published on that model's posterior, up to Monte-Carlo error), ``approx`` (a stand-in; the
+    JSON's ``exactness`` says which) or ``-`` (refused). JSON: ``<surrogate>`` is true for a
+    supported pair, ``exactness.<surrogate>`` is ``{"supported", "exact", "note"}``.
+
     \b
     Example:
       bocli acquisitions --format json
     """
-    from bocli.acquisition import ACQUISITIONS
+    from bocli.acquisition import ACQUISITIONS, exactness
     from surrogates import get_surrogate_class, surrogate_names
 
     names = surrogate_names()
@@ -138,19 +143,28 @@ def acquisitions(fmt: str) -> None:
                 "description": form.description,
                 "requires": form.requirement_text(),
             }
+            detail: dict[str, dict[str, Any]] = {}
             for s in names:
                 row[s] = form.supports(caps[s])
+                kind, note = exactness(a, s, multi=multi)
+                detail[s] = {
+                    "supported": row[s],
+                    "exact": kind == "exact" if row[s] else None,
+                    "note": note if row[s] else "",
+                }
+            row["exactness"] = detail
             rows.append(row)
     if fmt == "json":
         _emit(rows, [], "", fmt)
         return
     for r in rows:
         for s in names:
-            r[s] = "yes" if r[s] else "-"
+            r[s] = ("exact" if r["exactness"][s]["exact"] else "approx") if r[s] else "-"
         r["constraints"] = "yes" if r["outcome_constraints"] else "-"
     _emit(
         rows,
         ["name", "objectives", "constraints", *names, "description"],
-        "acquisitions (columns: surrogates; constraints: takes outcome constraints)",
+        "acquisitions (columns: surrogates, exact / approx(imate) / - unsupported; constraints: "
+        "takes outcome constraints)",
         fmt,
     )
