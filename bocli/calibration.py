@@ -2,7 +2,7 @@
 
 Used by ``bocli compare`` after every refit on problems whose function is known and cheap (the
 synthetic and mixed benchmarks): a fixed set of held-out points is drawn once per problem (fixed seed)
-and evaluated noiselessly; each refit's posterior over the latent function is scored there with
+and evaluated noiselessly; each refit's predictive is scored there with
 
 - ``loglik``: mean Gaussian predictive log density of the held-out values, in the standardized units
   the model was fit in (so numbers are comparable across problems; higher is better);
@@ -11,6 +11,16 @@ and evaluated noiselessly; each refit's posterior over the latent function is sc
 
 Sample-based posteriors (ensembles, HMC, fully Bayesian mixtures) are scored through their first two
 moments (a Gaussian moment match), the same view the analytic acquisitions take of them.
+
+Noise convention (one for the whole CLI): the predictive scored here is that of a *noisy
+observation*, ``model.posterior(X, observation_noise=True)`` (the latent function's only for a model
+that cannot add noise), exactly what ``bocli.engine.predict`` reports as ``ask``'s ``predicted`` and
+``status`` scores as coverage. The held-out targets are noiseless, so on a noisy problem the intervals
+are wider than the latent function's by the learned noise (coverage errs towards 1).
+
+Device and dtype: the query points are built on the device and in the dtype of the model's training
+inputs (the run's ``--device`` / ``--dtype``), never from ``model.parameters()`` (sample-based and
+PFN models have none, or float32 ones).
 
 Pure computation: no files, no printing. Imports torch only inside functions.
 """
@@ -34,6 +44,8 @@ __all__ = [
     "gaussian_scores",
     "has_known_function",
     "held_out_points",
+    "model_tensor_kwargs",
+    "predictive_moments",
 ]
 
 CALIBRATION_SEED = 20240531
@@ -104,28 +116,51 @@ def gaussian_scores(
     }
 
 
+def model_tensor_kwargs(model: Any) -> dict[str, Any]:
+    """``{"dtype", "device"}`` of a fitted model's training inputs (the run's dtype and device).
+
+    Looks at ``train_X`` (sample-ensemble models), ``train_inputs`` (GP, PFN) and, for a
+    ``ModelList``, its first model; float64 on the CPU when none is found.
+    """
+    import torch
+
+    seen: set[int] = set()
+    todo = [model]
+    while todo:
+        m = todo.pop(0)
+        if m is None or id(m) in seen:
+            continue
+        seen.add(id(m))
+        for t in (getattr(m, "train_X", None), *(getattr(m, "train_inputs", None) or ())):
+            if isinstance(t, torch.Tensor) and t.is_floating_point():
+                return {"dtype": t.dtype, "device": t.device}
+        todo.extend(getattr(m, "models", None) or ())
+    return {"dtype": torch.float64, "device": torch.device("cpu")}
+
+
 def predictive_moments(model: Model, X: np.ndarray, chunk: int = 128) -> tuple[np.ndarray, ...]:
-    """Marginal predictive mean and variance of the latent function.
+    """Marginal predictive mean and variance of a noisy observation (see the module docstring).
 
     Args:
         model: A fitted botorch model (single output).
-        X: ``n x d`` points in the unit cube.
+        X: ``n x d`` points in the unit cube; sent to the device and dtype of the model's training
+            inputs (``model_tensor_kwargs``).
 
     Returns:
-        ``(mean, var)``, each ``n``, in the model's (standardized) units.
+        ``(mean, var)``, each ``n`` (float64 numpy), in the model's (standardized) units.
     """
     import torch
     from botorch.posteriors.fully_bayesian import GaussianMixturePosterior
 
-    p = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
-    tkw: dict[str, Any] = {"dtype": torch.float64}
-    if p is not None:
-        tkw = {"dtype": p.dtype, "device": p.device}
+    tkw = model_tensor_kwargs(model)
     means, variances = [], []
     with torch.no_grad():
         for i in range(0, len(X), chunk):
-            Xt = torch.as_tensor(X[i : i + chunk], **tkw)
-            post: Any = model.posterior(Xt)
+            Xt = torch.as_tensor(np.asarray(X[i : i + chunk]), **tkw)
+            try:  # the same convention as bocli.engine.predict
+                post: Any = model.posterior(Xt, observation_noise=True)
+            except (TypeError, NotImplementedError):
+                post = model.posterior(Xt)
             if isinstance(post, GaussianMixturePosterior):
                 m, v = post.mixture_mean, post.mixture_variance
             elif hasattr(post, "data_moments"):  # posterior in transformed units (pfn)

@@ -46,6 +46,7 @@ __all__ = [
     "BNNSamples",
     "bucket_size",
     "jax_backend",
+    "jax_device",
     "sample_posterior",
 ]
 
@@ -139,6 +140,16 @@ def _jax() -> Any:
 def jax_backend() -> str:
     """``"gpu"`` when a CUDA-enabled JAX sees a GPU, else ``"cpu"`` (imports JAX)."""
     return str(_jax().default_backend())
+
+
+def jax_device(platform: str, index: int = 0) -> Any | None:
+    """JAX's device ``index`` of ``platform`` (``"gpu"`` or ``"cpu"``), or None when this JAX has
+    no such backend (a CPU-only JAX asked for ``"gpu"``) or fewer devices."""
+    try:
+        devices = _jax().devices(platform)
+    except RuntimeError:  # "Unknown backend" / "Backend 'gpu' failed to initialize"
+        return None
+    return devices[index] if 0 <= index < len(devices) else None
 
 
 def _layer_dims(cfg: BNNConfig) -> list[tuple[int, int]]:
@@ -316,7 +327,7 @@ def _runner(cfg: BNNConfig) -> Any:
     return jax.jit(run)
 
 
-_COMPILED: set[tuple[BNNConfig, int]] = set()
+_COMPILED: set[tuple[BNNConfig, int, str]] = set()
 
 
 def sample_posterior(
@@ -327,6 +338,7 @@ def sample_posterior(
     prior_scale: float = 1.0,
     thinning: int = 1,
     seed: int = 0,
+    device: Any = None,
 ) -> BNNSamples:
     """Run NUTS (after a short MAP warm start) on the BNN posterior given ``n`` observations.
 
@@ -337,6 +349,7 @@ def sample_posterior(
         prior_scale: The prior scale ``s`` when ``cfg.infer_scale`` is False.
         thinning: Keep every ``thinning``-th post-warm-up draw.
         seed: Seed of the sampler.
+        device: The JAX device to sample on (``jax_device``); None: JAX's default backend.
 
     Returns:
         The kept draws (``c`` chains x ``num_samples // thinning``) and sampler statistics.
@@ -356,15 +369,18 @@ def sample_posterior(
     yp = np.zeros(m) if k == 1 else np.zeros((m, k))
     mask = np.zeros(m)
     Xp[:n], yp[:n], mask[:n] = X, y, 1.0
-    keys = jax.random.split(jax.random.key(seed), cfg.num_chains)
+    if device is None:
+        device = jax.devices()[0]
     t0 = time.perf_counter()
-    out = _runner(cfg)(
-        keys, jnp.asarray(Xp), jnp.asarray(yp), jnp.asarray(mask), jnp.asarray(prior_scale)
-    )
-    out = jax.tree.map(np.array, out)  # writable copies; blocks until the sampler is done
+    with jax.default_device(device):
+        # committed inputs: the jitted sampler runs where its arguments live
+        keys = jax.device_put(jax.random.split(jax.random.key(seed), cfg.num_chains), device)
+        args = [jax.device_put(jnp.asarray(a), device) for a in (Xp, yp, mask, prior_scale)]
+        out = _runner(cfg)(keys, *args)
+        out = jax.tree.map(np.array, out)  # writable copies; blocks until the sampler is done
     seconds = time.perf_counter() - t0
-    compiled = (cfg, m) not in _COMPILED
-    _COMPILED.add((cfg, m))
+    compiled = (cfg, m, str(device)) not in _COMPILED
+    _COMPILED.add((cfg, m, str(device)))
 
     keep = slice(thinning - 1, None, max(1, thinning))
     draws = out["noise_var"].shape[:2]  # c x num_samples
@@ -381,5 +397,5 @@ def sample_posterior(
         step_size=out["step_size"],
         seconds=seconds,
         compiled=compiled,
-        backend=str(jax.default_backend()),
+        backend=str(device.platform),
     )

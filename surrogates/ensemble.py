@@ -6,7 +6,8 @@ instead. Members are MAP-trained (Gaussian likelihood with a learned per-member 
 on the weights) with full-batch Adam. A member's learned noise describes how well it fits its own
 points; with ``calibrate=True`` (default) the noise is raised to what the members' errors on the
 points they did *not* train on justify (out-of-bag calibration), so the predictive intervals stay
-honest on rough objectives. All members live in stacked weight tensors (``s x d_in x
+honest on rough objectives. Training and prediction run in the data's dtype (float64 unless the run
+asks for float32) on its device. All members live in stacked weight tensors (``s x d_in x
 d_out``), so one forward pass and one backward pass train the whole ensemble; there is no Python loop
 over members. The fitted model is a ``SampleEnsembleModel`` (``surrogates/ensemble_model.py``): MC
 acquisitions sample members, analytic ones see the moment-matched mixture, and knowledge gradient /
@@ -148,9 +149,12 @@ class DeepEnsemble(Surrogate):
         return mask.scatter_(1, order[:, :k], 1.0)
 
     def fit(self, train_X: Tensor, train_Y: Tensor, cat_dims: Sequence[int] = ()) -> Model:
-        # Train in float32 (twice as fast on CPU; a MAP fit needs no more), predict in the data's
-        # dtype so acquisition gradients are float64 like every other surrogate's.
-        tkwargs = {"dtype": torch.float32, "device": train_X.device}
+        # Train and predict in the data's dtype and on its device (float64 by default, float32 when
+        # the engine is asked for it). Measured on CPU (n = 100, d = 6, default settings, 2 shared
+        # cores, best of 5): a float64 fit takes 0.46 s, a float32 one 0.34 s (1.3x; the batched
+        # MLPs are small, per-step overhead dominates): 0.1 s a step, small next to the
+        # acquisition's optimization, for a model in the run's dtype as the README states.
+        tkwargs = {"dtype": train_X.dtype, "device": train_X.device}
         n, d = train_X.shape
         k = train_Y.shape[-1]  # outcomes
         X32 = train_X.to(**tkwargs)

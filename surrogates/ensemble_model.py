@@ -32,6 +32,7 @@ least ``0.05`` in standardized units) keeps one fantasy observation from being d
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -224,7 +225,10 @@ class SampleEnsembleModel(EnsembleModel):
         w = self.ensemble_weights
         if w is None:
             return torch.full(
-                (self.num_members,), -torch.log(torch.tensor(float(self.num_members)))
+                (self.num_members,),
+                -math.log(self.num_members),
+                dtype=self.train_X.dtype,
+                device=self.train_X.device,
             )
         return torch.log(w / w.sum(dim=-1, keepdim=True))
 

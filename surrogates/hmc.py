@@ -17,8 +17,12 @@ draw is one network, a joint draw of all outcomes (``SampleEnsembleModel`` with 
 hypervolume knowledge gradient and the multi-objective entropy searches need a ``ModelList`` /
 Matheron paths and do not work with it.
 
-JAX runs on the GPU when a CUDA-enabled JAX is installed, otherwise on the CPU; it is imported in
-``fit`` only. Defaults: width 32, depth 2, tanh, 300 MAP steps, 200 warm-up + 200 draws, tree depth
+Device and dtype: NUTS runs in float64 (JAX with x64) on the GPU when the run's tensors are on CUDA
+(``--device cuda``) and a CUDA-enabled JAX is installed (optional: ``pip install 'jax[cuda12]'``);
+otherwise on the CPU, and a CUDA run then says so once (a ``HMCDeviceWarning`` and
+``diagnostics["note"]``). A CPU run samples on the CPU even where JAX's default backend is a GPU.
+The kept draws become torch tensors in the run's dtype on the run's device, so the posterior follows
+``--dtype``/``--device`` like every other surrogate's. JAX is imported in ``fit`` only. Defaults: width 32, depth 2, tanh, 300 MAP steps, 200 warm-up + 200 draws, tree depth
 <= 6, thinning 4 -> 50 members. Measured with ``benchmarks/bench_hmc.py`` (hartmann6, 2 shared cores
 at load ~8): one suggest (fit + qLogNEI) at n = 100 takes 7.8 s once the sampler is compiled for the
 padded shape; the first suggest in a process compiles (61 s at n = 100, 38 s at n = 50), unless
@@ -29,6 +33,7 @@ JAX's persistent cache already holds that shape. n = 50 / 200 / 1000 warm: 3.8 /
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,7 +47,32 @@ from surrogates.base import Surrogate
 from surrogates.ensemble_model import SampleEnsembleModel
 from surrogates.registry import register_surrogate
 
-__all__ = ["HMCBNN", "bnn_forward", "sampler_diagnostics"]
+__all__ = ["HMCBNN", "HMCDeviceWarning", "bnn_forward", "sampler_device", "sampler_diagnostics"]
+
+
+class HMCDeviceWarning(UserWarning):
+    """A CUDA run whose JAX has no GPU: NUTS samples on the CPU (printed once per process)."""
+
+
+def sampler_device(device: torch.device) -> tuple[Any, str]:
+    """The JAX device to run NUTS on for a run on torch ``device``, and a note ("" if none).
+
+    CUDA: the GPU of the same index when JAX has a GPU backend, else the CPU with a one-line
+    note. Anything else: the CPU (never JAX's default backend, which may be a GPU the run did
+    not ask for).
+    """
+    from surrogates._numpyro_bnn import jax_device
+
+    if device.type == "cuda":
+        gpu = jax_device("gpu", device.index or 0)
+        if gpu is not None:
+            return gpu, ""
+        return jax_device("cpu"), (
+            "hmc: JAX has no GPU backend, so NUTS sampling runs on the CPU (the network is "
+            "evaluated on cuda); pip install 'jax[cuda12]' to sample on the GPU"
+        )
+    return jax_device("cpu"), ""
+
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +253,9 @@ class HMCBNN(Surrogate):
         y = y.reshape(-1) if k == 1 else y.reshape(-1, k)
         # the engine seeds torch per proposal: derive the sampler's seed from it and ours
         step = int(torch.randint(0, 2**31 - 1, (1,)).item())
+        jax_dev, note = sampler_device(train_X.device)
+        if note:
+            warnings.warn(note, HMCDeviceWarning, stacklevel=2)
         samples = sample_posterior(
             X,
             y,
@@ -230,8 +263,11 @@ class HMCBNN(Surrogate):
             prior_scale=1.0 if self.prior_scale is None else float(self.prior_scale),
             thinning=self.thinning,
             seed=(self.seed * 1_000_003 + step) % 2**31,
+            device=jax_dev,
         )
         self.diagnostics = sampler_diagnostics(samples, self.num_samples)
+        if note:
+            self.diagnostics["note"] = note
         warning = self._warning(self.diagnostics)
         if warning:
             self.diagnostics["warning"] = warning

@@ -16,6 +16,11 @@ before they become the context, as in PFNs4BO. The posterior then lives in that 
 monotone map, so quantile-based UCB and Thompson-sampling rankings are unchanged; closed-form EI maps
 the incumbent ``best_f`` into it (EI in the transformed space, as PFNs4BO scores it).
 
+Device and dtype: the transformer runs on the data's device (copied there once per process) in
+float32, the precision it was trained in; its logits are cast to the query's dtype, so the posterior
+(moments, samples, closed-form EI) and its gradients are in the run's dtype like every other
+surrogate's.
+
 The predictive distribution is that of a *noisy* observation (the prior's targets are noisy); the
 ``observation_noise`` flag of ``posterior`` is accepted and ignored.
 
@@ -391,7 +396,9 @@ class PFN(Surrogate):
             limits = self.limits()
         except UserError:
             raise
-        except Exception as e:  # a config the network cannot be built from
+        except (KeyError, TypeError, ValueError, OSError) as e:
+            # a config without the limits, or with values that are not numbers; a file that
+            # vanished or cannot be read between the checks (out-of-memory is not caught)
             where = (
                 "the shipped PFN checkpoint"
                 if self.checkpoint is None
@@ -454,14 +461,29 @@ class PFN(Surrogate):
             )
             log.warning(msg)
             warnings.warn(msg, PFNContextWarning, stacklevel=2)
-        if train_X.device != net.borders.device:
-            net = copy.deepcopy(net).to(train_X.device)
+        net = _net_on(net, train_X.device)
         y_map = None
         if self.power_transform:
             y_map = YeoJohnson.fit(train_Y.squeeze(-1))
             train_Y = y_map(train_Y)
             self.diagnostics["yeo_johnson_lambda"] = y_map.lmbda
         return PFNModel(net, train_X, train_Y, y_map)
+
+
+_ON_DEVICE: dict[tuple[int, str], tuple[PFNTransformer, PFNTransformer]] = {}
+
+
+def _net_on(net: PFNTransformer, device: torch.device) -> PFNTransformer:
+    """The (cached, CPU-loaded) network on ``device``: copied there once per process, not per fit.
+    The network stays float32 (its trained precision); its outputs are cast to the query's dtype."""
+    if net.borders.device == device:
+        return net
+    key = (id(net), str(device))
+    hit = _ON_DEVICE.get(key)
+    if hit is None or hit[0] is not net:
+        hit = (net, copy.deepcopy(net).to(device))
+        _ON_DEVICE[key] = hit
+    return hit[1]
 
 
 @dataclass(frozen=True)

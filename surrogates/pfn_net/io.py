@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +73,20 @@ def _load_raw(path: str | Path | None) -> dict[str, Any]:
         raise CheckpointError(f"{where} does not exist{hint}")
     try:
         raw = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # a truncated or foreign file: torch raises many kinds
+    except torch.OutOfMemoryError:
+        raise
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        ValueError,
+        OSError,
+        zipfile.BadZipFile,
+    ) as e:
+        # a truncated or foreign file: torch raises these kinds (an unpickling error for a foreign
+        # or non-weights-only file, RuntimeError for a damaged zip archive, EOFError when empty)
+        if _is_out_of_memory(e):
+            raise
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "Weights only load failed" in first:  # torch's long advice is about other files
             first = "it holds more than tensors and plain data"
@@ -82,6 +97,15 @@ def _load_raw(path: str | Path | None) -> dict[str, Any]:
     if not isinstance(cfg, dict) or not isinstance(cfg.get("model"), dict):
         raise CheckpointError(f"{where} has no model config")
     return raw
+
+
+def _is_out_of_memory(e: BaseException) -> bool:
+    """torch reports a failed allocation as ``torch.OutOfMemoryError`` (CUDA) or as a plain
+    ``RuntimeError`` (CPU allocator); neither means the file is bad."""
+    if isinstance(e, torch.OutOfMemoryError):
+        return True
+    text = str(e).lower()
+    return "out of memory" in text or "allocate memory" in text or "not enough memory" in text
 
 
 _CACHE: dict[tuple[str, float], tuple[PFNTransformer, dict[str, Any]]] = {}
@@ -104,8 +128,10 @@ def load_checkpoint(path: str | Path | None = None) -> tuple[PFNTransformer, dic
     try:
         model = PFNTransformer(PFNConfig(**cfg["model"]))
         model.load_state_dict(raw["state_dict"])
-    except (TypeError, RuntimeError, KeyError) as e:
-        first = str(e).strip().splitlines()[0]
+    except (TypeError, RuntimeError, KeyError, ValueError) as e:
+        if _is_out_of_memory(e):  # a huge config on a small machine: not a damaged file
+            raise
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise CheckpointError(
             f"PFN checkpoint '{p}' does not match its config: {first[:160]}"
         ) from None
