@@ -82,9 +82,14 @@ def _load_raw(path: str | Path | None) -> dict[str, Any]:
         ValueError,
         OSError,
         zipfile.BadZipFile,
+        IndexError,
+        KeyError,
+        TypeError,
+        AttributeError,
     ) as e:
         # a truncated or foreign file: torch raises these kinds (an unpickling error for a foreign
-        # or non-weights-only file, RuntimeError for a damaged zip archive, EOFError when empty)
+        # or non-weights-only file, RuntimeError for a damaged zip archive, EOFError when empty,
+        # IndexError/KeyError/TypeError from the weights-only unpickler reading text as opcodes)
         if _is_out_of_memory(e):
             raise
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
