@@ -493,6 +493,8 @@ class YeoJohnson:
     lmbda: float
     mean: float
     std: float
+    lo: float = -math.inf  # the range of the outcomes it was fitted to (bounds ``inverse``)
+    hi: float = math.inf
 
     @classmethod
     def fit(cls, y: Tensor) -> YeoJohnson:
@@ -511,9 +513,11 @@ class YeoJohnson:
             lmbda = 1.0
         t = cls._raw(torch.as_tensor(v), lmbda)
         std = float(t.std()) if t.numel() > 1 else 1.0
+        lo, hi = (float(v.min()), float(v.max())) if v.size else (-math.inf, math.inf)
         if not math.isfinite(std) or std < 1e-12:
-            return cls(1.0, float(v.mean()), float(v.std()) if float(v.std()) > 1e-12 else 1.0)
-        return cls(lmbda, float(t.mean()), std)
+            sd = float(v.std()) if float(v.std()) > 1e-12 else 1.0
+            return cls(1.0, float(v.mean()), sd, lo, hi)
+        return cls(lmbda, float(t.mean()), std, lo, hi)
 
     @staticmethod
     def _raw(y: Tensor, lmbda: float) -> Tensor:
@@ -543,7 +547,12 @@ class YeoJohnson:
         near_0, near_2 = abs(lm) < 1e-8, abs(lm - 2) < 1e-8
         yp = torch.expm1(rp) if near_0 else power(rp * lm + 1, 1 / lm) - 1
         yn = -torch.expm1(-rn) if near_2 else 1 - power(1 - (2 - lm) * rn, 1 / (2 - lm))
-        return torch.where(raw >= 0, yp, yn)
+        y = torch.where(raw >= 0, yp, yn)
+        # a bar-distribution quantile past what the transform can reach maps to +-inf (or 1e30
+        # through the clamp above: pfn's mean on Hartmann3 was 1e30): keep the back-transformed
+        # outcome within three times the observed range beyond it
+        pad = 3.0 * (self.hi - self.lo) if math.isfinite(self.hi - self.lo) else math.inf
+        return y.clamp(self.lo - pad, self.hi + pad) if math.isfinite(pad) else y
 
 
 def subsample_context(y: Tensor, size: int) -> Tensor:

@@ -30,10 +30,7 @@ N_TRAIN, N_TEST, NOISE = 36, 300, 0.05
 FAST = {"gp", "ibnn", "ibnn-t"}  # the rest take tens of seconds per fit: CI runs them (slow)
 OPTIONS = {"hmc": {"num_warmup": 100, "num_samples": 100}}  # cheap sampler, still calibrated
 # measured misses of surrogates owned elsewhere (strict: a fix makes these fail, remove them then)
-XFAIL: dict[tuple[str, str], str] = {
-    ("pfn", "hartmann3"): "pfn's predictive mean explodes at held-out points (seed 1: RMSE / "
-    "constant RMSE 1.35e30; seed 0: 0.48); coverage is fine (0.943, 0.950)",
-}
+XFAIL: dict[tuple[str, str], str] = {}  # (surrogate, problem) -> measured numbers
 
 
 def _values(problem: str, X: np.ndarray) -> np.ndarray:

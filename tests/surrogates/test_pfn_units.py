@@ -76,3 +76,20 @@ def test_predictions_are_in_objective_units_and_calibrated(fitted) -> None:
     assert new_err < 0.5 * np.median(np.abs(yt - y.mean()))  # beats a constant predictor
     coverage = np.mean(np.abs(yt - mean) <= 1.6449 * sd)
     assert 0.7 <= coverage <= 1.0, coverage
+
+
+def test_inverse_transform_stays_finite_past_the_transforms_reach():
+    """With lambda < 0 the transform of positive outcomes is bounded, so a bar-distribution
+    quantile past that bound has no preimage: it maps to the edge of a padded data range, not to
+    1e30 (what made pfn's mean explode on Hartmann3)."""
+    from surrogates.pfn import YeoJohnson
+
+    y = torch.tensor([0.0, 0.5, 1.0, 2.0, 40.0], dtype=torch.float64)
+    yj = YeoJohnson.fit(-y)  # skewed to the left: a negative-side-heavy fit
+    yj = YeoJohnson(-0.5, yj.mean, yj.std, float(y.min()), float(y.max()))
+    far = torch.tensor([1e3, -1e3], dtype=torch.float64)
+    back = yj.inverse(far)
+    assert torch.isfinite(back).all()
+    assert back.max() <= 40.0 + 3 * 40.0 and back.min() >= 0.0 - 3 * 40.0
+    inside = torch.tensor([0.1, 0.7], dtype=torch.float64)
+    assert torch.allclose(yj.inverse(yj(inside)), inside)  # unchanged within the data's range
