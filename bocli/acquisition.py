@@ -953,12 +953,13 @@ def _has_ensemble_posterior(ctx: AcqContext) -> bool:
 
 
 def _ensemble_mes(ctx: AcqContext) -> AcquisitionFunction:
-    """Max-value entropy search (Wang & Jegelka 2017) for an ensemble posterior.
-
-    ``MES(x) = mean_k [g_k phi(g_k) / (2 Phi(g_k)) - log Phi(g_k)]``, ``g_k = (y*_k - mu(x)) /
-    sigma(x)`` with ``mu, sigma^2`` the mixture's moments and ``y*_k`` the maximum over the
-    candidate set of member ``k`` (drawn by the seeded index sampler). Pending points: the model is
-    fantasized there (member reweighting) and the value averaged over the fantasies.
+    """Max-value entropy search (Wang & Jegelka 2017) for an ensemble posterior, with noisy
+    observations as botorch's qMES treats them (Takeno et al. 2020): the information a noisy ``y``
+    at ``x`` carries about the maximum ``f*`` of the function, where ``f(x)`` is moment-matched to
+    ``N(mu, var_f)`` (the mixture's mean and between-member variance), ``y`` adds the members'
+    noise, and each max-value sample is the maximum over the candidate set of one member (drawn by
+    the seeded index sampler). Pending points: the model is fantasized there (member reweighting)
+    and the value averaged over the fantasies.
     """
     import torch
     from botorch.acquisition import AcquisitionFunction
@@ -984,6 +985,9 @@ def _ensemble_mes(ctx: AcqContext) -> AcquisitionFunction:
                 model = model.fantasize(X_pending.detach(), sampler)
             self.model = model
             self.X_pending = X_pending
+            # standard normal quantiles for the observation y at X (botorch uses 128 QMC draws)
+            u = (torch.arange(128, dtype=torch.float64) + 0.5) / 128
+            self.y_quantiles = torch.special.ndtri(u)
             with torch.no_grad():
                 post = model.posterior(cand)  # values (nf) x s x m x 1
                 draws = IndexSampler(torch.Size([num_mv]), seed=ctx.seed)(post)
@@ -991,17 +995,40 @@ def _ensemble_mes(ctx: AcqContext) -> AcquisitionFunction:
 
         @t_batch_mode_transform(expected_q=1)
         def forward(self, X: Tensor) -> Tensor:
-            """``b x 1 x d`` -> ``b`` MES values."""
+            """``b x 1 x d`` -> ``b`` MES values: the information a noisy observation ``y`` at
+            ``X`` carries about the maximum ``f*`` (botorch qMES's noisy estimator, Takeno et
+            al. 2020, on the mixture's latent and noisy moments)."""
             Xe = X.unsqueeze(-3) if self.fantasized else X  # b x (1) x 1 x d
             post = self.model.posterior(Xe)
             mu = post.mean[..., 0, 0]  # b x (nf)
-            sd = post.variance[..., 0, 0].clamp_min(1e-12).sqrt()
-            g = (self.max_values.unsqueeze(1) - mu) / sd  # num_mv x b x (nf)
-            log_cdf = torch.special.log_ndtr(g)
-            log_pdf = -0.5 * g**2 - 0.5 * math.log(2 * math.pi)
-            h = 0.5 * g * torch.exp(log_pdf - log_cdf) - log_cdf
-            h = h.mean(dim=0)
-            return h.mean(dim=-1) if self.fantasized else h
+            var_f = post.latent_variance[..., 0, 0].clamp_min(1e-12)
+            var_y = (post.variance[..., 0, 0]).clamp_min(var_f + 1e-12)
+            z = self.y_quantiles.to(mu).view(-1, *([1] * mu.dim()))  # s_y x 1 ...
+            y = mu + var_y.sqrt() * z  # s_y x b x (nf)
+            mean_new = mu + var_f / var_y * (y - mu)  # f | y
+            sd_new = (var_f - var_f**2 / var_y).clamp_min(1e-12).sqrt()
+            fstar = self.max_values.view(
+                self.max_values.shape[0],
+                1,
+                *([1] * (mu.dim() - self.max_values.dim() + 1)),
+                *self.max_values.shape[1:],
+            )  # s_M x 1 x (1 ...) x (nf)
+            ndtr = torch.special.ndtr
+            cdf_new = ndtr((fstar - mean_new) / sd_new).clamp_min(1e-12)  # s_M x s_y x b x (nf)
+            cdf = ndtr((fstar - mu) / var_f.sqrt()).clamp_min(1e-12)  # s_M x 1 x b x (nf)
+            log_pdf_y = (
+                -0.5 * (y - mu) ** 2 / var_y - 0.5 * torch.log(2 * math.pi * var_y)
+            ).unsqueeze(0)  # 1 x s_y x b x (nf)
+            h0_exact = 0.5 * torch.log(2 * math.pi * math.e * var_y)
+            Zr = cdf_new / cdf
+            h1 = -Zr * Zr.log() - Zr * log_pdf_y
+            dims = [0, 1]
+            h0 = (-log_pdf_y).expand_as(h1)
+            H1_bar, H0_bar = h1.mean(dim=dims), h0.mean(dim=dims)
+            cov = ((h1 - H1_bar) * (h0 - H0_bar)).mean(dim=dims)
+            beta = cov / (h0.var(dim=dims) * h1.var(dim=dims)).clamp_min(1e-24).sqrt()
+            ig = h0_exact - (H1_bar - beta * (H0_bar - h0_exact))
+            return ig.mean(dim=-1) if self.fantasized else ig
 
     return _EnsembleMES(ctx.model)
 
@@ -1151,7 +1178,10 @@ def exactness(acquisition: str, surrogate: str, multi: bool = False) -> tuple[st
         return _EXACT, "one-shot qKG with the model's own fantasies"
     if a == "mes":
         if members:
-            return _APPROX, "moment-matched Gaussian with member maxima; noise not separated from f"
+            return (
+                _APPROX,
+                "f moment-matched to a Gaussian (mixture mean, between-member variance), member maxima as max values; noisy MES as botorch qMES",
+            )
         if student_t:
             return _APPROX, _T_MATCH
         return _EXACT, "qMES (Gumbel max values on a candidate set)"

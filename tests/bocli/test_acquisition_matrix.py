@@ -306,12 +306,6 @@ def _corr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(np.corrcoef(a.numpy(), b.numpy())[0, 1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="real discrepancy: on 512 GP draws (GP noise 0.0068) bocli's ensemble MES is 1.2-1.8x "
-    "botorch's qMES (corr 0.991, median rel. error 0.46); likely cause: it truncates the noisy "
-    "y at f* (MES on y's moments) where qMES conditions f on y",
-)
 def test_ensemble_mes_matches_botorch_qmes_on_the_gp(data) -> None:
     """bocli's ensemble MES is the MES formula on the mixture's moments with member maxima. With
     512 draws of the GP posterior as members, the mixture's moments are the GP's (the variance to
