@@ -211,26 +211,34 @@ def _pareto_samples(ctx: AcqContext, num: int) -> tuple[Tensor, Tensor, Tensor]:
     return ps, pf, compute_sample_box_decomposition(pf)
 
 
+def _entropy_search(ctx: AcqContext, acquisition: str) -> Tensor:
+    """The lower-bound multi-objective joint (``jes``) or max-value (``mes``) entropy search, from
+    Pareto sets and fronts sampled from the model's pathwise samples."""
+    from botorch.acquisition.multi_objective.joint_entropy_search import (
+        qLowerBoundMultiObjectiveJointEntropySearch,
+    )
+    from botorch.acquisition.multi_objective.max_value_entropy_search import (
+        qLowerBoundMultiObjectiveMaxValueEntropySearch,
+    )
+
+    ps, pf, cells = _pareto_samples(ctx, _num_optima(ctx, acquisition))
+    common = {"hypercell_bounds": cells, "X_pending": ctx.X_pending, "estimation_type": "LB"}
+    if acquisition == "jes":
+        acqf: object = qLowerBoundMultiObjectiveJointEntropySearch(
+            ctx.model, pareto_sets=ps, pareto_fronts=pf, **common
+        )
+    else:
+        acqf = qLowerBoundMultiObjectiveMaxValueEntropySearch(ctx.model, **common)
+    return optimize(acqf, _cheaper(ctx), sequential=True)  # type: ignore[arg-type]
+
+
 @register_multi_objective(
     "jes",
     "lower-bound multi-objective joint entropy search (Pareto sets from pathwise samples; gp)",
     requires=_PATHS,
 )
 def _mo_jes(ctx: AcqContext) -> Tensor:
-    from botorch.acquisition.multi_objective.joint_entropy_search import (
-        qLowerBoundMultiObjectiveJointEntropySearch,
-    )
-
-    ps, pf, cells = _pareto_samples(ctx, _num_optima(ctx, "jes"))
-    acqf = qLowerBoundMultiObjectiveJointEntropySearch(
-        ctx.model,
-        pareto_sets=ps,
-        pareto_fronts=pf,
-        hypercell_bounds=cells,
-        X_pending=ctx.X_pending,
-        estimation_type="LB",
-    )
-    return optimize(acqf, _cheaper(ctx), sequential=True)
+    return _entropy_search(ctx, "jes")
 
 
 @register_multi_objective(
@@ -239,15 +247,7 @@ def _mo_jes(ctx: AcqContext) -> Tensor:
     requires=_PATHS,
 )
 def _mo_mes(ctx: AcqContext) -> Tensor:
-    from botorch.acquisition.multi_objective.max_value_entropy_search import (
-        qLowerBoundMultiObjectiveMaxValueEntropySearch,
-    )
-
-    _, _, cells = _pareto_samples(ctx, _num_optima(ctx, "mes"))
-    acqf = qLowerBoundMultiObjectiveMaxValueEntropySearch(
-        ctx.model, hypercell_bounds=cells, X_pending=ctx.X_pending, estimation_type="LB"
-    )
-    return optimize(acqf, _cheaper(ctx), sequential=True)
+    return _entropy_search(ctx, "mes")
 
 
 def _num_optima(ctx: AcqContext, acquisition: str) -> int:

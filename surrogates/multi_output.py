@@ -83,14 +83,20 @@ class OutcomeModelList(ModelList):
         Returns:
             An ``OutcomeModelList`` of the conditioned models.
         """
-        noise = kwargs.pop("noise", None)
-        models = []
-        for i, model in enumerate(self.models):
-            kw = dict(kwargs)
-            if noise is not None:
-                kw["noise"] = noise[..., i : i + 1]
-            models.append(model.condition_on_observations(X, Y[..., i : i + 1], **kw))
-        return self.__class__(*models)
+        return self.__class__(*_condition_each(self.models, X, Y, kwargs))
+
+
+def _condition_each(models: Any, X: Tensor, Y: Tensor, kwargs: dict[str, Any]) -> list[Model]:
+    """Outcome ``i``'s model conditioned on ``(X, Y[..., i:i+1])`` (and its column of an optional
+    ``noise`` keyword), for each ``i``."""
+    noise = kwargs.pop("noise", None)
+    out = []
+    for i, model in enumerate(models):
+        kw = dict(kwargs)
+        if noise is not None:
+            kw["noise"] = noise[..., i : i + 1]
+        out.append(model.condition_on_observations(X, Y[..., i : i + 1], **kw))
+    return out
 
 
 class OutcomeModelListGP(ModelListGP):
@@ -116,14 +122,7 @@ class OutcomeModelListGP(ModelListGP):
         """
         if not isinstance(X, Tensor):
             return super().condition_on_observations(X, Y, **kwargs)
-        noise = kwargs.pop("noise", None)
-        models = []
-        for i, model in enumerate(self.models):
-            kw = dict(kwargs)
-            if noise is not None:
-                kw["noise"] = noise[..., i : i + 1]
-            models.append(model.condition_on_observations(X, Y[..., i : i + 1], **kw))
-        return self.__class__(*models)
+        return self.__class__(*_condition_each(self.models, X, Y, kwargs))
 
 
 def fit_per_outcome(
