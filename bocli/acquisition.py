@@ -211,12 +211,16 @@ class AcqContext:
         return ok
 
     def good_points(self, k: int = 5) -> Tensor:
-        """Up to ``k`` of the best observed points (feasible ones first): the top objective
-        values, or with several objectives the non-dominated points. ``k' x d``."""
+        """Up to ``k`` of the best observed points: the top feasible objective values, or with
+        several objectives the feasible non-dominated points; while none is feasible, the least
+        violating points. ``k' x d``."""
         import torch
 
         Y = self.train_Y[..., list(self.objectives)]
         feas = self.feasible_train()
+        if not feas.any() and self.constraints:  # the least violating points
+            violation = sum(c(self.train_Y).clamp_min(0.0) for c in self.constraints)
+            return self.train_X[torch.argsort(violation)[: min(k, len(violation))]]
         if self.multi:
             from botorch.utils.multi_objective.pareto import is_non_dominated
 
@@ -278,7 +282,16 @@ class AcquisitionSpec:
     multi: MultiObjectiveSpec | None = None
 
     def run(self, ctx: AcqContext) -> Tensor:
-        """Propose with the single- or the multi-objective form, as the context needs."""
+        """Propose with the single- or the multi-objective form, as the context needs. Until
+        some observed point satisfies the outcome constraints, a model-based acquisition that
+        takes them searches for feasibility first (``feasibility_search``)."""
+        if (
+            ctx.constraints
+            and self.uses_model
+            and self.name != "ts"  # Thompson sampling picks the least violating point itself
+            and not bool(ctx.feasible_train().any())
+        ):
+            return feasibility_search(ctx)
         if ctx.multi:
             if self.multi is None:
                 raise ValueError(f"acquisition '{self.name}' has no multi-objective form")
@@ -847,6 +860,40 @@ def _ts(ctx: AcqContext) -> Tensor:
             log.info("ts: joint sampling failed (%s); using an eigendecomposition", e)
             picks = _thompson_fallback(ctx.model, cand, ctx.q)
     return _snap(picks.reshape(ctx.q, ctx.d), ctx)
+
+
+def feasibility_search(ctx: AcqContext, num_candidates: int = 4096) -> Tensor:
+    """``q`` points most likely to satisfy every outcome constraint, while no observed point does.
+
+    The improvement-based acquisitions weigh improvement by the probability of feasibility, which
+    has no gradient anywhere a model is sure of infeasibility (an ensemble whose members all
+    agree, a PFN's independent samples): they then wander. Here each constraint ``g`` (affine in
+    the outcome, negative = feasible) is scored by its Gaussian moment match, ``P(g <= 0) =
+    Phi(-E[g] / sd[g])``, the constraints' logs summed, on a Sobol + local candidate set (around
+    the least violating observed points); the best ``q`` candidates, each at least 1% of the
+    cube's diagonal from those already picked, are returned (``q x d``).
+    """
+    import torch
+
+    cand = ctx.candidate_set(num_candidates)
+    with torch.no_grad():
+        post = ctx.model.posterior(cand.unsqueeze(-2))
+        mean = post.mean.squeeze(-2)  # c x k
+        sd = post.variance.squeeze(-2).clamp_min(1e-12).sqrt()
+        log_pf = torch.zeros(len(cand), dtype=mean.dtype, device=mean.device)
+        for g in ctx.constraints or []:
+            at_mean = g(mean)
+            spread = (g(mean + sd) - at_mean).abs().clamp_min(1e-9)  # g is affine in one outcome
+            log_pf = log_pf + torch.special.log_ndtr(-at_mean / spread)
+    order = torch.argsort(log_pf, descending=True)
+    picks: list[int] = []
+    min_dist = 0.01 * math.sqrt(ctx.d)
+    for i in order.tolist():
+        if all(float(torch.dist(cand[i], cand[j])) > min_dist for j in picks):
+            picks.append(i)
+        if len(picks) == ctx.q:
+            break
+    return _snap(cand[picks], ctx)
 
 
 def thompson_pick(ctx: AcqContext, cand: Tensor) -> Tensor:
