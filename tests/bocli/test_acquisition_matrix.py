@@ -161,8 +161,8 @@ def test_pair_beats_random_points(data, surrogate: str, acquisition: str) -> Non
     assert np.isfinite(chosen), f"{surrogate}+{acquisition}: value {chosen} at the proposal"
     best = float(others.max())
     spread = float(others.max() - others.min())
-    # KG's value comes from an inner optimization (restarts): allow its noise, 5% of the spread
-    tol = 1e-9 + (0.05 * spread if acquisition == "kg" else 1e-6 * abs(best))
+    # KG's value comes from an inner optimization (restarts): allow its noise, 10% of the spread
+    tol = 1e-9 + (0.10 * spread if acquisition == "kg" else 1e-6 * abs(best))
     assert chosen >= best - tol, (
         f"{surrogate}+{acquisition}: proposal scores {chosen:.6g}, best of {n} random "
         f"points {best:.6g} (spread {spread:.3g})"
