@@ -324,6 +324,8 @@ def _comparable(out: Path) -> tuple[list, list]:
     keys = ["problem", "surrogate", "acquisition", "seed", "trial"]
     ev = res["evaluations"].drop(columns=TIME_COLUMNS).sort_values(keys).reset_index(drop=True)
     cal = res["calibration"].sort_values([*keys[:4], "refit"]).reset_index(drop=True)
+    # an empty cell (e.g. a single-objective run's hypervolume) reads as NaN, and NaN != NaN
+    ev, cal = (df.astype(object).where(df.notna(), None) for df in (ev, cal))
     return ev.to_dict("records"), cal.to_dict("records")
 
 
