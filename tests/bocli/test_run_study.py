@@ -401,7 +401,8 @@ def test_killed_at_random_moments_then_resumed_never_loses_or_repeats(tmp_path: 
         spec = {"parameters": [p.to_dict() for p in space.parameters],
                 "objective": {"name": space.objective.name, "direction": "minimize"}}  # fmt: skip
         (d / "space.json").write_text(json.dumps(spec), encoding="utf-8")
-        out, hits = _kill_and_resume(d, d / "space.json", budget, workers, delays)
+        # evaluations of 1.5 s: runs outlast the 3-7 s kill delays however fast bocli starts
+        out, hits = _kill_and_resume(d, d / "space.json", budget, workers, delays, sleep=1.5)
         check_killed_run(d, out, budget)
         kills.append(hits)
 
