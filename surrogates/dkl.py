@@ -156,12 +156,9 @@ class DKL(Surrogate):
     def fit(self, train_X: Tensor, train_Y: Tensor, cat_dims: Sequence[int] = ()) -> Model:
         """``train_X``: ``n x d``; ``train_Y``: ``n x m``. Returns a ``DeepKernelGP`` (``m == 1``) or
         a ``ModelListGP`` of one per outcome (``m > 1``; ``diagnostics`` merged per outcome)."""
-        if train_Y.shape[-1] > 1:
-            model, self.diagnostics = fit_per_outcome(
-                lambda y: self._fit_one(train_X, y), train_Y, gpytorch=True
-            )
-            return model
-        model, self.diagnostics = self._fit_one(train_X, train_Y)
+        model, self.diagnostics = fit_per_outcome(
+            lambda y: self._fit_one(train_X, y), train_Y, gpytorch=True
+        )
         return model
 
     def _fit_one(self, train_X: Tensor, train_Y: Tensor) -> tuple[Model, dict[str, Any]]:

@@ -360,12 +360,9 @@ class IBNNT(IBNN):
         Returns:
             A ``StudentTProcessModel`` (``m == 1``) or an ``OutcomeModelList`` of one per outcome.
         """
-        if train_Y.shape[-1] > 1:
-            model, self.diagnostics = fit_per_outcome(
-                lambda y: self._fit_one_t(train_X, y), train_Y, gpytorch=False
-            )
-            return model
-        model, self.diagnostics = self._fit_one_t(train_X, train_Y)
+        model, self.diagnostics = fit_per_outcome(
+            lambda y: self._fit_one_t(train_X, y), train_Y, gpytorch=False
+        )
         return model
 
     def _fit_one_t(

@@ -128,7 +128,8 @@ class OutcomeModelListGP(ModelListGP):
 def fit_per_outcome(
     fit_one: Callable[[Tensor], tuple[Model, dict[str, Any]]], train_Y: Tensor, *, gpytorch: bool
 ) -> tuple[Model, dict[str, Any]]:
-    """Fit one model per column of ``train_Y`` (``n x m``, ``m > 1``) and combine them.
+    """Fit one model per column of ``train_Y`` (``n x m``) and combine them; with ``m == 1``, the
+    single model and its diagnostics as ``fit_one`` returns them.
 
     Args:
         fit_one: ``Y_i`` (``n x 1``) -> (single-output model, its diagnostics).
@@ -139,6 +140,8 @@ def fit_per_outcome(
     Returns:
         The ``m``-output model and the merged diagnostics (``merge_outcome_diagnostics``).
     """
+    if train_Y.shape[-1] == 1:
+        return fit_one(train_Y)
     models, diags = [], []
     for i in range(train_Y.shape[-1]):
         model, diag = fit_one(train_Y[..., i : i + 1])
