@@ -42,8 +42,10 @@ __all__ = [
     "markdown_rank_table",
     "pareto_data",
     "rank_table",
+    "study_tables",
     "timing_table",
     "write_report",
+    "write_study_report",
 ]
 
 METHOD = "method"
@@ -492,6 +494,15 @@ code,pre{background:#f6f6f6;padding:.1em .3em;font-size:.9em}pre{padding:.6em;ov
 """
 
 
+def _head(title: str) -> str:
+    """The page's start, up to and including ``<body>``: one skeleton and CSS for every report."""
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
+    )
+
+
 def _table_html(
     head: list[str],
     rows: list[list[str]],
@@ -572,10 +583,7 @@ def _html(results: dict[str, Any], tables: dict[str, Any]) -> str:
     methods = list(dict.fromkeys(_with_method(cells)[METHOD])) if len(cells) else []
     colors = _colors(methods)
     parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        "<meta name='viewport' content='width=device-width,initial-scale=1'>",
-        "<title>bocli surrogate comparison</title>",
-        f"<style>{CSS}</style></head><body>",
+        _head("bocli surrogate comparison"),
         "<h1>Surrogate comparison</h1>",
         f"<p class='muted'>{len(cells)} finished cells: {len(problems)} problems × "
         f"{len(methods)} surrogate/acquisition pairs × {len(cfg.get('seeds', []))} seeds; "
@@ -770,3 +778,251 @@ def _html(results: dict[str, Any], tables: dict[str, Any]) -> str:
     )
     parts.append("</body></html>\n")
     return "".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# one study (a study file or a `bocli run` folder)
+# --------------------------------------------------------------------------------------------
+BEST_ROWS = 10  # the best trials listed for one objective
+
+
+def _value(v: Any) -> str:
+    """A parameter or setting in a table cell: numbers via ``_num``, anything else as text."""
+    if isinstance(v, bool) or v is None:
+        return "–" if v is None else str(v)
+    if isinstance(v, int | float | np.integer | np.floating):
+        return _num(v, 4)
+    if isinstance(v, dict | list | tuple):
+        import json
+
+        return json.dumps(v, sort_keys=True, default=str) if v else "–"
+    return str(v)
+
+
+def study_tables(loaded: Any, progress: Any) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """The tables of a study's report, each as ``(head, rows)`` of text cells.
+
+    Args:
+        loaded: A :class:`bocli.plot.LoadedStudy`.
+        progress: Its :class:`bocli.plot.StudyProgress`.
+
+    Returns:
+        ``best`` (one objective: the ``BEST_ROWS`` best feasible complete trials, best first;
+        several: the feasible Pareto set by trial id), ``parameters``, ``objectives``,
+        ``outcome_constraints``, ``parameter_constraints`` and ``metadata`` (both empty where the
+        space has none), ``settings`` (the last ``bocli run``'s settings when the study holds
+        them, else the study's own), ``trials`` (counts by state).
+    """
+    s = loaded.settings
+    space = s.space
+    names, outcomes = space.names, space.outcome_names
+    ok = np.flatnonzero(progress.feasible)
+    if space.is_multi_objective:
+        chosen = [int(i) for i in np.flatnonzero(progress.best)]
+    else:
+        y = progress.outcomes[ok, 0] * space.objective.sign
+        chosen = [int(ok[i]) for i in np.argsort(-y, kind="stable")[:BEST_ROWS]]
+    best_rows = [
+        [str(progress.trial_id[i])]
+        + [_value(progress.params.iloc[i][n]) for n in names]
+        + [_num(progress.outcomes[i, j], 4) for j in range(len(outcomes))]
+        + [_num(progress.pred_mean[i, j], 4) for j in range(len(outcomes))]
+        for i in chosen
+    ]
+    best_head = ["trial", *names, *outcomes, *[f"predicted {o}" for o in outcomes]]
+
+    params = []
+    for p in space.parameters:
+        if hasattr(p, "choices"):
+            what = ", ".join(map(str, p.choices))
+            scale = "ordered" if p.type == "ordinal" else "unordered"
+        else:
+            what = f"[{_value(p.low)}, {_value(p.high)}]"
+            scale = "log" if p.log else "linear"
+        params.append([p.name, p.type, what, scale])
+    objectives = [
+        [o.name, o.direction, "–" if o.threshold is None else _num(o.threshold, 4)]
+        for o in space.objectives
+    ]
+    if space.is_multi_objective and loaded.ref_point is not None:
+        how = "inferred from the data" if loaded.ref_inferred else "the thresholds"
+        for row, r in zip(objectives, loaded.ref_point, strict=True):
+            row.append(f"{_num(r, 4)} ({how})")
+    constraints = [[c.name, c.describe()] for c in space.outcome_constraints]
+    # other engineers add these to Space; older spaces have neither
+    linear = [
+        [str(getattr(c, "text", c))] for c in getattr(space, "parameter_constraints", ()) or ()
+    ]
+    metadata = [[str(m)] for m in getattr(space, "metadata", ()) or ()]
+
+    run = loaded.run_config
+    if run is not None:
+        settings = [["source", "bocli run (the settings the study's last run was started with)"]]
+        settings += [[k, _value(v)] for k, v in run.items()]
+    else:
+        settings = [["source", "study (bocli init; ask uses these unless told otherwise)"]]
+        settings += [
+            ["problem", _value(s.problem)],
+            ["surrogate", s.surrogate],
+            ["acquisition", s.acquisition],
+            ["surrogate_options", _value(s.surrogate_options)],
+            ["acquisition_options", _value(s.acquisition_options)],
+            ["seed", str(s.seed)],
+            ["n_init", str(s.n_init)],
+        ]
+    settings.append(["created_at", s.created_at or "–"])
+    counts = [
+        [state, str(int((progress.state == state).sum()))]
+        for state in ("complete", "pending", "failed", "abandoned")
+    ]
+    if not space.is_single_outcome:
+        counts.append(["feasible", str(int(progress.feasible.sum()))])
+    obj_head = ["objective", "direction", "threshold"]
+    if space.is_multi_objective and loaded.ref_point is not None:
+        obj_head.append("reference point")
+    return {
+        "best": (best_head, best_rows),
+        "parameters": (["parameter", "type", "range / choices", "scale"], params),
+        "objectives": (obj_head, objectives),
+        "outcome_constraints": (["outcome", "constraint"], constraints),
+        "parameter_constraints": (["parameter constraint"], linear),
+        "metadata": (["metadata column"], metadata),
+        "settings": (["setting", "value"], settings),
+        "trials": (["state", "trials"], counts),
+    }
+
+
+_SECTIONS = (  # (key, heading) of the space's tables, shown when not empty
+    ("parameters", "Parameters"),
+    ("objectives", "Objectives"),
+    ("outcome_constraints", "Outcome constraints"),
+    ("parameter_constraints", "Parameter constraints"),
+    ("metadata", "Metadata columns"),
+)
+
+
+def write_study_report(study: str | Path, path: str | Path | None, fmt: str = "html") -> str:
+    """Render the report of one study (a study file or a ``bocli run`` folder); write it to
+    ``path`` (if given) and return the text.
+
+    HTML: the progress, prediction and parameter plots (``bocli.plot``) as embedded PNGs, then
+    the best trials, the space and the settings as tables. Markdown (``fmt="md"``): the same
+    tables without the plots.
+    """
+    import matplotlib
+
+    from bocli.plot import load_study, study_progress
+
+    matplotlib.use("Agg", force=True)
+    loaded = load_study(study)
+    progress = study_progress(loaded.settings.space, loaded.trials, loaded.ref_point)
+    tables = study_tables(loaded, progress)
+    title = loaded.settings.problem or loaded.path.name
+    if fmt == "md":
+        text = _study_markdown(title, loaded, tables)
+    else:
+        text = _study_html(title, loaded, progress, tables)
+    if path is not None:
+        Path(path).write_text(text, encoding="utf-8")
+    return text
+
+
+def _best_caption(space: Any) -> str:
+    if space.is_multi_objective:
+        return (
+            "The feasible Pareto set: complete trials that satisfy every outcome constraint and "
+            "that no other such trial beats in every objective. Predicted: the model's mean when "
+            "the trial was proposed (– for the initial design)."
+        )
+    return (
+        f"The {BEST_ROWS} best complete trials that satisfy every outcome constraint, best "
+        "first. Predicted: the model's mean when the trial was proposed (– for the initial "
+        "design)."
+    )
+
+
+def _study_html(title: str, loaded: Any, progress: Any, tables: dict[str, Any]) -> str:
+    from bocli.plot import progress_figure
+
+    e = html.escape
+    space = loaded.settings.space
+    n_done = int(progress.complete.sum())
+    parts = [
+        _head(f"bocli study {title}"),
+        f"<h1>Study {e(title)}</h1>",
+        f"<p class='muted'>{e(str(loaded.path))}: {len(loaded.trials)} trials, {n_done} "
+        f"complete; {e(space.describe_outcomes())}. Generated "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')}.</p>",
+        _table_html(*tables["trials"]),
+    ]
+    figures = (
+        ("progress", "Progress",
+         "Hypervolume of the feasible trials so far against the reference point."
+         if space.is_multi_objective else
+         "Best value so far (line), every measured value (dots), the best trial (star)."),
+        ("predictions", "Measured vs predicted",
+         "Each measured value with the model's predicted mean and central 90% interval "
+         "(mean ± 1.645 sd of a noisy measurement) when the trial was proposed; trials of the "
+         "initial design have no prediction."),
+        ("parameters", "Objective against each parameter",
+         "The Pareto-optimal trials starred." if space.is_multi_objective else
+         "The best trial starred."),
+    )  # fmt: skip
+    marks = []  # explain only the kinds of point the plots show
+    if space.outcome_constraints:
+        marks.append("grey crosses: infeasible (an outcome constraint fails)")
+    if (progress.state == "failed").any():
+        marks.append("red triangles: failed trials")
+    if (progress.state == "pending").any():
+        marks.append("ticks along the bottom: pending trials")
+    legend = (" " + "; ".join(marks) + ".") if marks else ""
+    for key, heading, caption in figures:
+        src = _png(progress_figure(progress, panels=(key,)))
+        parts.append(  # natural size, shrunk to the page by the CSS
+            f"<h2>{e(heading)}</h2><figure><img src='{src}' alt='{e(heading.lower())}'>"
+            f"<figcaption class='muted'>{e(caption + legend)}</figcaption></figure>"
+        )
+    head, rows = tables["best"]
+    parts.append("<h2>Best trials</h2>" if not space.is_multi_objective else "<h2>Pareto set</h2>")
+    if rows:
+        parts.append(f"<p class='muted'>{e(_best_caption(space))}</p>")
+        parts.append(_table_html(head, rows))
+    else:
+        parts.append("<p>No complete feasible trials yet.</p>")
+    parts.append("<h2>Search space</h2>")
+    for key, heading in _SECTIONS:
+        head, rows = tables[key]
+        if rows:
+            parts.append(f"<h3>{e(heading)}</h3>" + _table_html(head, rows))
+    parts.append("<h2>Settings</h2>")
+    parts.append(_table_html(*tables["settings"]))
+    parts.append("</body></html>\n")
+    return "".join(parts)
+
+
+def _markdown_table(head: list[str], rows: list[list[str]]) -> str:
+    def cell(c: str) -> str:
+        return c.replace("|", "\\|").replace("\n", " ")
+
+    lines = [
+        "| " + " | ".join(map(cell, head)) + " |",
+        "|" + "|".join(["---"] * len(head)) + "|",
+    ]
+    lines += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _study_markdown(title: str, loaded: Any, tables: dict[str, Any]) -> str:
+    space = loaded.settings.space
+    out = [f"# Study {title}", "", f"{len(loaded.trials)} trials; {space.describe_outcomes()}.", ""]
+    out += [_markdown_table(*tables["trials"])]
+    head, rows = tables["best"]
+    out += ["## Pareto set" if space.is_multi_objective else "## Best trials", ""]
+    out += [_best_caption(space), "", _markdown_table(head, rows)] if rows else ["None yet.", ""]
+    out += ["## Search space", ""]
+    for key, heading in _SECTIONS:
+        head, rows = tables[key]
+        if rows:
+            out += [f"### {heading}", "", _markdown_table(head, rows)]
+    out += ["## Settings", "", _markdown_table(*tables["settings"])]
+    return "\n".join(out)

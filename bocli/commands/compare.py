@@ -285,13 +285,14 @@ class _Progress:
 
 
 @click.command(context_settings={"show_default": True})
-@click.argument("results_dir", type=click.Path(file_okay=False))
+@click.argument("results_dir", metavar="DIR_OR_STUDY", type=click.Path())
 @click.option(
     "--output",
     "-o",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Report file [default: DIR/report.html for html; stdout for md].",
+    help="Report file [default: DIR/report.html (a study file: STUDY.html) for html; stdout "
+    "for md].",
 )
 @click.option(
     "--format",
@@ -299,23 +300,29 @@ class _Progress:
     type=click.Choice(["html", "md"]),
     default="html",
     show_default=True,
-    help="html: one self-contained file; md: the rank table as Markdown.",
+    help="html: one self-contained file; md: the tables as Markdown.",
 )
 def report(results_dir: str, output: str | None, fmt: str) -> None:
-    """Turn the results of `bocli compare` in RESULTS_DIR into a report.
+    """Turn the results of `bocli compare` in DIR, or one study, into a report.
 
-    The HTML report is one self-contained file (plots embedded, opens offline): regret curves,
-    final-regret ranks, time per iteration, calibration, and the commands and versions used. For
-    problems with several objectives: hypervolume (or log10 hypervolume regret) curves, ranks by
-    it, and the Pareto fronts of the final data.
+    For a comparison folder the HTML report is one self-contained file (plots embedded, opens
+    offline): regret curves, final-regret ranks, time per iteration, calibration, and the
+    commands and versions used. For problems with several objectives: hypervolume (or log10
+    hypervolume regret) curves, ranks by it, and the Pareto fronts of the final data.
     --format md prints the rank table as Markdown.
+
+    For a study file or a `bocli run --out` folder the page shows that study: its progress,
+    measured vs predicted values and each parameter's effect (the plots of `bocli plot`), the
+    best trials (several objectives: the feasible Pareto set), the search space and the settings.
+    --format md prints those tables as Markdown, without the plots.
 
     \b
     Examples:
       bocli report cmp -o report.html
       bocli report cmp --format md
+      bocli report study.db -o study.html
+      bocli report runs/branin --format md
     """
-    from bocli.compare import load_results
     from bocli.report import write_report
 
     if output is not None:
@@ -326,6 +333,18 @@ def report(results_dir: str, output: str | None, fmt: str) -> None:
             )
         if not os.access(parent, os.W_OK):
             raise UserError(f"--output {output}: folder '{parent}' is not writable")
+    source = Path(results_dir)
+    if source.is_file() or (source / "study.db").is_file():
+        _study_report(source, output, fmt)
+        return
+    if not (source / "compare.json").exists():
+        missing = "" if source.exists() else " (no such file or folder)"
+        raise UserError(
+            f"{source}: no compare.json and no study.db here{missing}; give a `bocli compare "
+            "--out` folder, a `bocli run --out` folder or a study file"
+        )
+    from bocli.compare import load_results
+
     results = load_results(results_dir)
     if fmt == "md":
         text = write_report(results, output, "md")
@@ -337,3 +356,19 @@ def report(results_dir: str, output: str | None, fmt: str) -> None:
     path = output or str(Path(results_dir) / "report.html")
     write_report(results, path, "html")
     click.echo(f"wrote {path}")
+
+
+def _study_report(source: Path, output: str | None, fmt: str) -> None:
+    """``bocli report`` of one study file or run folder."""
+    from bocli.report import write_study_report
+    from bocli.study import check_overwrite
+
+    study = source / "study.db" if source.is_dir() else source
+    if fmt == "md" and output is None:
+        click.echo(write_study_report(study, None, "md"), nl=False)
+        return
+    if output is None:
+        output = str(source / "report.html" if source.is_dir() else source.with_suffix(".html"))
+    check_overwrite(study, output, force=True)  # never the study itself, a journal or a folder
+    write_study_report(study, output, fmt)
+    click.echo(f"wrote {output}")

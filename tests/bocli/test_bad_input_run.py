@@ -215,7 +215,7 @@ CASES: dict[str, list[str]] = {
     # ----- report
     "report-missing": ["report", "missing"],
     "report-file": ["report", "afile.txt"],
-    "report-not-a-grid": ["report", "r1"],
+    "report-output-is-the-study": ["report", "r1", "-o", "r1/study.db"],
     "report-damaged": ["report", "cbad"],
     "report-format-json": ["report", "c0", "--format", "json"],
     "report-output-folder-missing": ["report", "c0", "-o", "nodir/report.html"],

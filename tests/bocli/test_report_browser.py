@@ -31,12 +31,11 @@ pytestmark = [
 ]
 
 
-def test_report_opens_offline_without_errors_and_shows_its_images(tmp_path):
+def open_page(path: Path) -> dict:
+    """Load an HTML file in headless Chromium, offline: what went wrong (console errors and
+    warnings, page errors, failed requests), every URL requested, each image's state, and the
+    ``h2`` headings and number of body rows of each table."""
     from playwright import sync_api
-
-    results = load_results(make_results(tmp_path / "r"))
-    path = Path(tmp_path / "report.html")
-    write_report(results, path, "html")
 
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -66,9 +65,27 @@ def test_report_opens_offline_without_errors_and_shows_its_images(tmp_path):
                 })"""
             )
             headings = page.locator("h2").all_inner_texts()
-            rank_rows = page.locator("table").first.locator("tbody tr").count()
+            tables = page.evaluate(
+                "() => Array.from(document.querySelectorAll('table')).map(t => t.tBodies[0].rows.length)"
+            )
         finally:
             browser.close()
+    return {
+        "problems": problems,
+        "requests": requests,
+        "images": images,
+        "headings": headings,
+        "table_rows": tables,
+    }
+
+
+def test_report_opens_offline_without_errors_and_shows_its_images(tmp_path):
+    results = load_results(make_results(tmp_path / "r"))
+    path = Path(tmp_path / "report.html")
+    write_report(results, path, "html")
+    page = open_page(path)
+    problems, requests, images = page["problems"], page["requests"], page["images"]
+    headings, rank_rows = page["headings"], page["table_rows"][0]
 
     assert problems == []
     # the page itself, then only its embedded data: URIs (nothing fetched from anywhere)
