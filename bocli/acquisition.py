@@ -155,6 +155,10 @@ class AcqContext:
         capabilities: What the model supports (the surrogate class's ``capabilities``, see
             ``surrogates/base.py``); e.g. ``paths`` decides how optima are sampled. Empty: only a
             posterior is assumed.
+        fixed: Encoded dimension -> unit value that every proposed point takes (``--fix``).
+
+    Proposals also satisfy ``space.parameter_constraints``: ``optimize`` passes them to botorch,
+    ``candidate_set`` offers only feasible points, ``_snap`` repairs rounded ints.
     """
 
     model: Model
@@ -171,6 +175,7 @@ class AcqContext:
     constraints: list[Callable[[Tensor], Tensor]] | None = None
     ref_point: Tensor | None = None
     capabilities: frozenset[str] = frozenset()
+    fixed: dict[int, float] = field(default_factory=dict)
 
     @property
     def d(self) -> int:
@@ -243,14 +248,59 @@ class AcqContext:
 
         return torch.stack([torch.zeros(self.d), torch.ones(self.d)]).to(**self.tkwargs)
 
+    @property
+    def fixed_features(self) -> dict[int, float] | None:
+        """botorch's ``fixed_features``: one-choice categoricals and the ``--fix`` values."""
+        return {**self.space.fixed_dims(), **self.fixed} or None
+
+    def inequality_constraints(self) -> list[tuple[Tensor, Tensor, float]] | None:
+        """The parameter constraints in botorch's form (``sum(coef * x[idx]) >= rhs`` on the unit
+        cube), or None without any."""
+        import torch
+
+        from bocli.constraints import unit_rows
+
+        rows = unit_rows(self.space)
+        if not rows:
+            return None
+        # botorch's ">=" form of "coef . u <= rhs"; idx must be a long tensor on the device
+        return [
+            (
+                torch.as_tensor(idx, dtype=torch.long, device=self.train_X.device),
+                torch.as_tensor(-coef, **self.tkwargs),
+                float(-rhs),
+            )
+            for idx, coef, rhs in rows
+        ]
+
+    def restrict(self, X: Any) -> Any:
+        """Unit points (``n x d`` numpy) with the fixed dims set, snapped, and only the ones that
+        satisfy the parameter constraints kept (``m x d``)."""
+        from bocli.constraints import feasible_mask
+
+        X = X.copy()
+        for i, v in self.fixed.items():
+            X[:, i] = v
+        if self.fixed:
+            X = self.space.round_trip(X)
+        return X[feasible_mask(self.space, X)] if self.space.parameter_constraints else X
+
     def candidate_set(self, n: int = 1024) -> Tensor:
         """``m x d`` discrete candidates: a scrambled Sobol set plus local perturbations of the best
-        observed points (as in TuRBO-style Thompson sampling), snapped to valid points."""
+        observed points (as in TuRBO-style Thompson sampling), snapped to valid points; only points
+        with the fixed values that satisfy the parameter constraints."""
         import numpy as np
         import torch
 
+        from bocli.constraints import feasible_points
+
         rng = np.random.default_rng(self.seed)
-        sobol = self.space.sobol(n, seed=int(rng.integers(2**31)))
+        sobol_seed = int(rng.integers(2**31))
+        constrained = bool(self.space.parameter_constraints or self.fixed)
+        if constrained:
+            sobol = feasible_points(self.space, n, sobol_seed, self.fixed)
+        else:
+            sobol = self.space.sobol(n, seed=sobol_seed)
         top = self.good_points(5).detach().cpu().numpy()
         parts = [sobol]
         if len(top):
@@ -258,7 +308,8 @@ class AcqContext:
                 local = top[rng.integers(len(top), size=n // 4)] + rng.normal(
                     0, scale, size=(n // 4, self.d)
                 )
-                parts.append(self.space.round_trip(np.clip(local, 0.0, 1.0)))
+                local = self.space.round_trip(np.clip(local, 0.0, 1.0))
+                parts.append(self.restrict(local) if constrained else local)
         cand = torch.as_tensor(np.concatenate(parts), **self.tkwargs)
         return _drop_pending(cand, self.X_pending)
 
@@ -549,7 +600,8 @@ def optimize(acqf: AcquisitionFunction, ctx: AcqContext, sequential: bool = Fals
     from botorch.optim.optimize_mixed import optimize_acqf_mixed_alternating
 
     space = ctx.space
-    fixed = space.fixed_dims() or None
+    fixed = ctx.fixed_features
+    ineq = ctx.inequality_constraints()
     mixed = not space.is_continuous and not isinstance(acqf, OneShotAcquisitionFunction)
     with torch.random.fork_rng():
         torch.manual_seed(ctx.seed)
@@ -565,6 +617,7 @@ def optimize(acqf: AcquisitionFunction, ctx: AcqContext, sequential: bool = Fals
                     num_restarts=ctx.num_restarts,
                     raw_samples=ctx.raw_samples,
                     fixed_features=fixed,
+                    inequality_constraints=ineq,
                 )
                 return cand
 
@@ -591,13 +644,21 @@ def optimize(acqf: AcquisitionFunction, ctx: AcqContext, sequential: bool = Fals
                 options={"batch_limit": 8, "maxiter": 200},
                 sequential=sequential and ctx.q > 1,
                 fixed_features=fixed,
+                inequality_constraints=ineq,
             )
     return _snap(cand.detach(), ctx)
 
 
 def _snap(cand: Tensor, ctx: AcqContext) -> Tensor:
+    """``q x d`` candidates -> valid points; with parameter constraints or fixed values, rounded
+    ints that broke a constraint are repaired (``bocli.constraints.repair``)."""
     import torch
 
+    if ctx.space.parameter_constraints or ctx.fixed:
+        from bocli.constraints import repair
+
+        fixed, _ = repair(ctx.space, cand.detach().cpu().double().numpy(), ctx.fixed)
+        return torch.as_tensor(fixed, **ctx.tkwargs)
     if ctx.space.is_continuous:
         return cand.clamp(0.0, 1.0)
     snapped = ctx.space.round_trip(cand.cpu().numpy())
@@ -984,6 +1045,12 @@ def _random(ctx: AcqContext) -> Tensor:
     # spare draws replace any that repeat a pending point (possible in discrete spaces); the
     # first q rows are the same stream as q draws alone
     X = ctx.space.round_trip(rng.random((ctx.q + 64, ctx.d)))
+    if ctx.space.parameter_constraints or ctx.fixed:
+        from bocli.constraints import feasible_points
+
+        X = ctx.restrict(X)
+        if len(X) < ctx.q + 1:  # a small feasible share: uniform draws from the polytope
+            X = np.concatenate([X, feasible_points(ctx.space, 64, ctx.seed, ctx.fixed)])
     cand = torch.as_tensor(X, **ctx.tkwargs)
     kept = _drop_pending(cand, ctx.X_pending)
     return (kept if len(kept) >= ctx.q else cand)[: ctx.q]
@@ -1115,12 +1182,18 @@ def _ensemble_jes(ctx: AcqContext) -> AcquisitionFunction:
         return 0.5 * (h0 - (hj * opt_w).sum(dim=-1))
 
     class _EnsembleJES(AcquisitionFunction):
+        def __init__(self, model: Model) -> None:
+            super().__init__(model=model)
+            # botorch's mixed optimizer builds a batch greedily through X_pending
+            self.set_X_pending(pending)
+
         @t_batch_mode_transform()
         def forward(self, X: Tensor) -> Tensor:
             """``b x q x d`` -> ``b`` JES values."""
-            if pending is None or len(pending) == 0:
+            P = self.X_pending
+            if P is None or len(P) == 0:
                 return info(X)
-            P = pending.to(X).expand(X.shape[:-2] + pending.shape)
+            P = P.to(X).expand(X.shape[:-2] + P.shape)
             return info(torch.cat([X, P], dim=-2)) - info(P)
 
     return _EnsembleJES(model)

@@ -12,6 +12,10 @@ objective column, and optionally ``status`` (complete / failed / abandoned; empt
 the objective is filled in, and "no news yet" when it is empty). The informational columns written by
 ``bocli export`` (``proposed_by``, ``created_at``, ``completed_at``) are accepted and ignored.
 
+Text columns: ``notes`` (always accepted) and the space's ``metadata`` columns hold free text per
+trial, never modeled. A filled cell is the trial's text; an empty cell tells nothing (it never clears
+stored text), so a row may carry text alone, e.g. a note on a trial still pending.
+
 What spreadsheets do to CSV files is accepted: a UTF-8 byte-order mark, UTF-16 "Unicode text", ``;`` or
 tab as the separator with decimal commas (``1,5``), blank rows, trailing empty columns, whitespace around
 cells, ``3.0`` for an integer, ``TRUE`` for ``true``. Everything else is a problem reported as
@@ -47,6 +51,7 @@ __all__ = [
     "CsvTable",
     "format_cell",
     "read_results",
+    "text_columns",
     "write_csv",
 ]
 
@@ -135,6 +140,14 @@ class CsvRow:
     ok: bool = True
     outcomes: dict[str, float] | None = None
     """Every outcome's value (several outcomes, complete rows only), in ``outcome_names`` order."""
+    notes: str | None = None
+    """The ``notes`` cell, when filled."""
+    metadata: dict[str, str] | None = None
+    """The filled metadata cells, ``{column: text}`` (None when none is filled)."""
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self.notes or self.metadata)
 
 
 @dataclass
@@ -146,6 +159,11 @@ class CsvTable:
     rows: list[CsvRow] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     delimiter: str = ","
+
+
+def text_columns(space: Space) -> list[str]:
+    """The free-text columns of ``space``'s files: ``notes``, then its declared metadata."""
+    return ["notes", *space.metadata]
 
 
 # ----- reading -----------------------------------------------------------------------------------
@@ -236,6 +254,8 @@ def _expected_columns(space: Space) -> set[str]:
     return {
         "trial_id",
         "status",
+        "notes",
+        *space.metadata,
         *space.outcome_names,
         *space.names,
         *RESULT_COLUMNS,
@@ -266,15 +286,11 @@ def _check_header(
 ) -> list[str | None]:
     """Map header cells to canonical column names (None = an ignorable empty column)."""
     label = table.label
-    reserved = {"trial_id": "trial_id", "status": "status"}
-    known = [
-        *space.names,
-        *space.outcome_names,
-        "trial_id",
-        "status",
-        *RESULT_COLUMNS,
-        *INFO_COLUMNS,
-    ]
+    # bookkeeping and text columns are matched in any letter case (no parameter or outcome
+    # may differ from them only in case)
+    reserved = {n.casefold(): n for n in ("trial_id", "status", "notes", *space.metadata)}
+    writable = [*space.names, *space.outcome_names, "trial_id", "status", *text_columns(space)]
+    known = [*writable, *RESULT_COLUMNS, *INFO_COLUMNS]
     columns: list[str | None] = []
     for j, name in enumerate(header):
         if not name:
@@ -282,14 +298,13 @@ def _check_header(
                 table.problems.append(f"{label}: row 1, column {j + 1}: the column has no name")
             columns.append(None)
             continue
-        canonical = reserved.get(name.lower(), name)
+        canonical = reserved.get(name.casefold(), name)
         if canonical not in known:
             hint = difflib.get_close_matches(name, known, n=1)
             table.problems.append(
                 f"{label}: row 1, column '{_show(name)}': unknown column"
                 + (f" (did you mean '{hint[0]}'?)" if hint else "")
-                + f"; expected: "
-                f"{', '.join(known[: len(space.names) + len(space.outcome_names) + 2])}"
+                + f"; expected: {', '.join(writable)}"
             )
         columns.append(canonical)
     seen: dict[str, int] = {}
@@ -406,7 +421,18 @@ def _parse_row(
             params[p.name] = v
     table.problems.extend(msg for _, msg in sorted(found, key=lambda f: f[0]))
     several = None if space.is_single_outcome or value is None else outcomes
-    return CsvRow(row_no, trial_id, params, value, status, ok=not found, outcomes=several)
+    metadata = {m: values[m] for m in space.metadata if values.get(m)}
+    return CsvRow(
+        row_no,
+        trial_id,
+        params,
+        value,
+        status,
+        ok=not found,
+        outcomes=several,
+        notes=values.get("notes") or None,
+        metadata=metadata or None,
+    )
 
 
 def _param_value(p: Any, raw: str, decimal_comma: bool) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -365,8 +365,12 @@ def suggest(
     num_restarts: int = 10,
     raw_samples: int = 512,
     ref_point: Sequence[float] | None = None,
+    fixed: Mapping[str, Any] | None = None,
 ) -> Suggestion:
     """Propose ``q`` new points given the completed observations.
+
+    Every proposed point satisfies the space's ``parameter_constraints`` (in user units, after
+    decoding and rounding) and carries the ``fixed`` values.
 
     Args:
         space: The search space (its objective's direction decides the sign).
@@ -387,6 +391,8 @@ def suggest(
         ref_point: Several objectives: the frozen reference point (user units, one per
             objective); None infers it from the data (``reference_point``) and reports it in
             ``info["ref_point"]`` with ``info["ref_point_inferred"]``.
+        fixed: Parameter values every proposed point takes (user units, name -> value), as Ax's
+            fixed features: the model still learns from every observation.
 
     Returns:
         The proposal; ``info["phase"]`` says whether it came from the design or the model.
@@ -395,6 +401,7 @@ def suggest(
     import torch
 
     from bocli.acquisition import ACQUISITIONS, AcqContext, check_compatible
+    from bocli.constraints import check_fixed, constrained_design, encode_fixed
     from surrogates import make_surrogate
 
     k = len(space.outcome_names)
@@ -413,11 +420,16 @@ def suggest(
     check_compatible(surrogate, acquisition, space)
     spec = ACQUISITIONS[acquisition]
     info: dict[str, Any] = {"surrogate": surrogate, "acquisition": acquisition, "seed": step_seed}
+    fixed_enc = encode_fixed(space, check_fixed(space, fixed)) if fixed else {}
 
     distinct = min((len(np.unique(Y[:, j])) for j in range(k)), default=0) if len(Y) else 0
     if n_issued < n_init or len(X) < 2 or distinct < 2:
         # initial design: continue the seeded Sobol sequence from the points issued so far
-        pts = space.sobol(q, seed=seed, skip=n_issued)
+        if space.parameter_constraints or fixed_enc:
+            pts = constrained_design(space, q, seed, n_issued, fixed_enc)
+        else:
+            pts = space.sobol(q, seed=seed, skip=n_issued)
+        pts = _enforce(space, pts, fixed_enc)
         info.update(phase="init", fit_seconds=0.0, acq_seconds=0.0)
         return Suggestion(pts, space.decode(pts), info)
 
@@ -470,8 +482,14 @@ def suggest(
                 constraints=scaling.constraints(space) or None,
                 ref_point=ref_model,
                 capabilities=frozenset(type(sur).capabilities),
+                fixed=fixed_enc,
             )
             cand = spec.run(ctx)
+            # the safety net: whatever an acquisition returned, a proposal is valid, carries the
+            # fixed values and satisfies the parameter constraints
+            cand = torch.as_tensor(
+                _enforce(space, cand.detach().cpu().double().numpy(), fixed_enc), **tkw
+            )
             t2 = time.perf_counter()
             predictions = predict(model, cand, space, Y) if model is not None else None
         finally:
@@ -487,6 +505,24 @@ def suggest(
     if predictions is not None:
         info["predictions"] = predictions
     return Suggestion(pts, space.decode(pts), info, model)
+
+
+def _enforce(space: Space, pts: np.ndarray, fixed: Mapping[int, float]) -> np.ndarray:
+    """Proposed unit points (``q x d``) snapped to valid points, with the fixed dims' values and
+    repaired into the parameter constraints (``q x d``). A point that cannot be repaired is a bug
+    in the acquisition, never handed to the user."""
+    from bocli.constraints import repair
+
+    pts = np.asarray(pts, dtype=np.float64).reshape(-1, space.dim)
+    if not (space.parameter_constraints or fixed):
+        return pts
+    out, ok = repair(space, pts, fixed)
+    if not ok.all():
+        raise RuntimeError(
+            f"internal error: no point near the proposal {pts[~ok][0].tolist()} satisfies the "
+            f"parameter constraints ({space.describe_parameter_constraints()})"
+        )
+    return out
 
 
 def best_observed(space: Space, y: Sequence[float]) -> float | None:

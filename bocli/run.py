@@ -86,6 +86,8 @@ class RunConfig:
     scheduler: str | None = None
     surrogate_options: dict[str, Any] = field(default_factory=dict)
     acquisition_options: dict[str, Any] = field(default_factory=dict)
+    # --fix: parameter values every proposed point takes (name -> value as given)
+    fixed: dict[str, Any] = field(default_factory=dict)
     # how to rebuild a user objective on --resume: space_file, command, command_mode, timeout
     objective: dict[str, Any] = field(default_factory=dict)
 
@@ -158,6 +160,10 @@ def validate_config(config: RunConfig, space: Any = None) -> None:
         config.acquisition_options,
         space=space,
     )
+    if config.fixed and space is not None:  # before the run folder exists
+        from bocli.constraints import check_fixed
+
+        check_fixed(space, config.fixed)
     check_device(config.device)
 
 
@@ -304,6 +310,11 @@ def optimize(
     with StudyStorage.open(path) as st, study_lock(path):
         s = st.settings
         space = s.space
+        fixed = {}
+        if config.fixed:  # --fix: checked against the space (a one-line error, nothing asked)
+            from bocli.constraints import check_fixed
+
+            fixed = check_fixed(space, config.fixed)
 
         def ref_point() -> list[float] | None:
             ref = stored_reference_point(st)
@@ -340,6 +351,7 @@ def optimize(
                         device=config.device,
                         runner=runner,
                         on_suggest=on_suggest,
+                        fixed=fixed or None,
                     )
                     starting[:] = asked.trials
                     while starting:

@@ -589,6 +589,30 @@ def _param_from_dict(i: int, spec: Any) -> Param:
         raise SpaceError(msg if msg.startswith("parameters[") else f"{where}: {msg}") from None
 
 
+def _check_metadata(space: Space) -> None:
+    """Refuse a ``metadata`` entry that could not be a column of its own: not a string, not
+    CSV-safe, reserved (``notes`` is built in), or equal to a parameter, an outcome or another
+    metadata column in any letter case (a told CSV maps its header back to one column)."""
+    taken = {n.casefold(): "a parameter" for n in space.names}
+    taken.update({n.casefold(): "an outcome" for n in space.outcome_names})
+    for i, name in enumerate(space.metadata):
+        where = f"metadata[{i}]"
+        if isinstance(name, str) and name.casefold() == "notes":
+            raise SpaceError(
+                f"{where} ({name}): 'notes' is built in (every study accepts it); remove it"
+            )
+        try:
+            _check_name("metadata column", name)
+        except SpaceError as e:
+            raise SpaceError(f"{where}: {e}") from None
+        kind = taken.get(name.casefold())
+        if kind == "metadata":
+            raise SpaceError(f"{where} ({name}): listed twice (names are compared in any case)")
+        if kind is not None:
+            raise SpaceError(f"{where} ({name}): the name is already used by {kind}")
+        taken[name.casefold()] = "metadata"
+
+
 @dataclass(frozen=True)
 class Space:
     """An ordered collection of parameters plus what is measured; encodes to the unit cube.
@@ -599,12 +623,18 @@ class Space:
             ``objectives[0]``.
         objectives: Every objective (one for a single-objective space, the default).
         outcome_constraints: Bounds on measured outcomes (objectives or outcomes of their own).
+        metadata: Names of free-text columns a told CSV may carry per trial (besides the
+            built-in ``notes``): stored as text, never modeled.
+        parameter_constraints: Linear inequalities over float/int parameters
+            (``bocli.constraints.LinearConstraint``; strings are parsed), as ``"x + y <= 1"``.
     """
 
     parameters: tuple[Param, ...]
     objective: Objective = field(default_factory=Objective)
     objectives: tuple[Objective, ...] = ()
     outcome_constraints: tuple[OutcomeConstraint, ...] = ()
+    metadata: tuple[str, ...] = ()
+    parameter_constraints: tuple[Any, ...] = ()  # LinearConstraint (or its text, parsed here)
 
     def __post_init__(self) -> None:
         if not self.parameters:
@@ -656,6 +686,20 @@ class Space:
                     f"outcome_constraints ({c.name}): differs from objective '{clash[0]}' only in "
                     "letter case; use one spelling"
                 )
+        object.__setattr__(self, "metadata", tuple(self.metadata))
+        _check_metadata(self)
+        if self.parameter_constraints:
+            from bocli.constraints import check_feasible, parse_constraint
+
+            object.__setattr__(
+                self,
+                "parameter_constraints",
+                tuple(
+                    parse_constraint(getattr(c, "text", c), self, f"parameter_constraints[{i}]")
+                    for i, c in enumerate(self.parameter_constraints)
+                ),
+            )
+            check_feasible(self)
 
     # ----- outcomes -----------------------------------------------------------------------
     @property
@@ -721,7 +765,18 @@ class Space:
         """Build a space from the YAML/JSON structure documented in DESIGN.md."""
         if not isinstance(spec, Mapping):
             raise SpaceError("space: expected a mapping with 'parameters' (and 'objective')")
-        _check_keys("space", spec, ("parameters", "objective", "objectives", "outcome_constraints"))
+        _check_keys(
+            "space",
+            spec,
+            (
+                "parameters",
+                "objective",
+                "objectives",
+                "outcome_constraints",
+                "metadata",
+                "parameter_constraints",
+            ),
+        )
         params = spec.get("parameters")
         if not isinstance(params, list):
             raise SpaceError("space: 'parameters' is required and must be a list")
@@ -743,7 +798,22 @@ class Space:
         if not isinstance(cons, list):
             raise SpaceError("outcome_constraints: expected a list of {name, min} or {name, max}")
         constraints = tuple(_constraint_from_dict(i, c) for i, c in enumerate(cons))
-        return cls(parsed, objectives[0], objectives, constraints)
+        metadata = spec.get("metadata") or []
+        if not isinstance(metadata, list):
+            raise SpaceError("metadata: expected a list of column names, e.g. [operator, batch]")
+        linear = spec.get("parameter_constraints") or []
+        if not isinstance(linear, list):
+            raise SpaceError(
+                "parameter_constraints: expected a list of strings, e.g. ['water + ethanol <= 1']"
+            )
+        return cls(
+            parsed,
+            objectives[0],
+            objectives,
+            constraints,
+            metadata=tuple(metadata),
+            parameter_constraints=tuple(linear),
+        )
 
     @classmethod
     def from_file(cls, path: str | Path) -> Space:
@@ -781,6 +851,10 @@ class Space:
             out["objectives"] = [o.to_dict() for o in self.objectives]
         if self.outcome_constraints:
             out["outcome_constraints"] = [c.to_dict() for c in self.outcome_constraints]
+        if self.metadata:  # absent when empty: older studies' stored spaces read the same
+            out["metadata"] = list(self.metadata)
+        if self.parameter_constraints:  # absent when empty, as metadata
+            out["parameter_constraints"] = [c.text for c in self.parameter_constraints]
         return out
 
     def to_json(self) -> str:
@@ -823,6 +897,20 @@ class Space:
             for i, p in enumerate(self.parameters)
             if isinstance(p, CategoricalParam) and len(p.choices) == 1
         }
+
+    def parameter_constraint_violations(self, params: Mapping[str, Any]) -> list[str]:
+        """The parameter constraints ``params`` (user units) violates, one line each
+        (``water + ethanol <= 1 is violated (water=0.7, ethanol=0.6)``); tolerance 1e-9 relative,
+        plus the rounding of stored floats (7 significant digits of the range)."""
+        if not self.parameter_constraints:
+            return []
+        from bocli.constraints import violations
+
+        return violations(self, params)
+
+    def describe_parameter_constraints(self) -> str:
+        """The constraints as written, ``; `` between them (empty without any)."""
+        return "; ".join(c.text for c in self.parameter_constraints)
 
     @property
     def is_continuous(self) -> bool:

@@ -16,6 +16,9 @@ The storage contract, written once:
   never changes silently: changing it needs ``overwrite=True``, and the old state and value stay in the
   ``events`` table. An abandoned trial may still receive a late result.
 - **Parameters are stored as JSON** exactly as issued (decoded values), timestamps as UTC ISO-8601.
+- **A person's text per trial** (schema 5): ``notes`` (free text) and ``metadata`` (JSON
+  ``{column: text}`` for the space's declared metadata columns) are never modeled and may change
+  in any state (``_Writer.annotate``); every change is an event with the old and the new text.
 - The schema is versioned (``meta.schema_version``); a file from a newer bocli is refused, not guessed at.
 - **Runs** (``bocli run``) keep their bookkeeping here too: each trial a run evaluates carries the
   run's id (``runner``) and how many evaluations of it were started (``attempts``), a failed trial
@@ -54,9 +57,10 @@ __all__ = [
     "utc_now",
 ]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # 2: predicted_mean / predicted_sd / diagnostics; 3: run bookkeeping; 4: outcomes (several
-# objectives and outcome constraints). Older files are upgraded on open (columns are only added).
+# objectives and outcome constraints); 5: notes and metadata text. Older files are upgraded on
+# open (columns are only added).
 STATES = ("pending", "complete", "failed", "abandoned")
 TERMINAL_STATES = ("complete", "failed")  # changing these needs overwrite
 BUSY_TIMEOUT_S = 60.0
@@ -102,6 +106,8 @@ CREATE TABLE trials (
     outcomes       TEXT,                 -- JSON {outcome: value}, every outcome of a space with
                                          -- several (value = the first objective's), else NULL
     predictions    TEXT,                 -- JSON {outcome: {mean, sd}} (several outcomes only)
+    notes          TEXT,                 -- a person's free text (NULL: none told)
+    metadata       TEXT,                 -- JSON {metadata column: text} (NULL: none told)
     CHECK ((state = 'complete') = (value IS NOT NULL))
 );
 CREATE TABLE events (
@@ -114,7 +120,11 @@ CREATE TABLE events (
     new_value  REAL,
     source     TEXT NOT NULL,            -- the file told, '--value', or 'ask'
     old_outcomes TEXT,                   -- JSON {outcome: value} (several outcomes only)
-    new_outcomes TEXT
+    new_outcomes TEXT,
+    old_notes    TEXT,                   -- a text change (notes, metadata JSON): NULL
+    new_notes    TEXT,                   -- on both sides means that text was untouched
+    old_metadata TEXT,
+    new_metadata TEXT
 );
 CREATE INDEX trials_state ON trials(state);
 """
@@ -180,6 +190,8 @@ class TrialRecord:
     attempts: int = 0
     outcomes: dict[str, float] | None = None
     predictions: dict[str, dict[str, float]] | None = None
+    notes: str | None = None
+    metadata: dict[str, str] | None = None
 
     def values_for(self, names: Sequence[str]) -> list[float | None]:
         """This trial's value of each outcome in ``names`` (None where not measured): from
@@ -219,6 +231,8 @@ class NewTrial:
     attempts: int = 0
     outcomes: dict[str, float] | None = None
     predictions: dict[str, dict[str, float]] | None = None
+    notes: str | None = None
+    metadata: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -262,6 +276,8 @@ def _row_to_trial(row: sqlite3.Row) -> TrialRecord:
         diagnostics=_parse_json(row["diagnostics"]) if "diagnostics" in cols else None,
         outcomes=_parse_json(row["outcomes"]) if "outcomes" in cols else None,
         predictions=_parse_json(row["predictions"]) if "predictions" in cols else None,
+        notes=row["notes"] if "notes" in cols else None,
+        metadata=_parse_json(row["metadata"]) if "metadata" in cols else None,
         **{k: row[k] for k in _RUN_COLUMNS if k in cols and row[k] is not None},
     )
 
@@ -410,6 +426,7 @@ def _check_intact(conn: sqlite3.Connection, path: Path) -> None:
             try:
                 _check_state(t.state, t.value)
                 _check_outcomes(space, t.state, t.value, t.outcomes)
+                _check_text(space, t.notes, t.metadata)
             except ValueError as e:
                 raise _damaged(path, f"trial {t.trial_id}: {e}") from None
     except StorageError:
@@ -644,7 +661,8 @@ class StudyStorage:
         return out
 
     def events(self) -> list[dict[str, Any]]:
-        """The change log: every state/value change made by ``tell``, oldest first."""
+        """The change log: every state, value and text (notes, metadata) change made by ``tell``,
+        oldest first."""
         rows = self._conn.execute("SELECT * FROM events ORDER BY event_id").fetchall()
         return [dict(r) for r in rows]
 
@@ -779,7 +797,11 @@ class _Writer:
             "attempts": int(t.attempts),
             "outcomes": _outcomes_json(t.outcomes),
             "predictions": _json_or_none(t.predictions),
+            "notes": t.notes or None,
+            "metadata": _metadata_json(t.metadata),
         }
+        if (optional["notes"] or optional["metadata"]) and "notes" not in self._columns:
+            raise ValueError("this study file cannot hold notes (read-only, schema < 5)")
         row.update({k: v for k, v in optional.items() if k in self._columns})
         self._conn.execute(
             f"INSERT INTO trials ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
@@ -787,7 +809,8 @@ class _Writer:
         )
         self.touched.add(tid)
         if source is not None:
-            self._event(tid, None, t.state, None, t.value, source, now, None, t.outcomes)
+            text = (None, row.get("notes"), None, row.get("metadata"))
+            self._event(tid, None, t.state, None, t.value, source, now, None, t.outcomes, text)
         return TrialRecord(
             tid,
             dict(t.params),
@@ -809,6 +832,8 @@ class _Writer:
             int(t.attempts),
             dict(t.outcomes) if t.outcomes is not None else None,
             _parse_json(row.get("predictions")),
+            row.get("notes"),
+            _parse_json(row.get("metadata")),
         )
 
     def update(self, old: TrialRecord, new: TrialUpdate, source: str) -> None:
@@ -842,6 +867,48 @@ class _Writer:
             old.outcomes, new.outcomes,
         )  # fmt: skip
 
+    def annotate(
+        self,
+        old: TrialRecord,
+        notes: str | None,
+        metadata: dict[str, str] | None,
+        source: str,
+    ) -> None:
+        """Replace a trial's text (in any state; the caller has merged what was told into what
+        was stored), recording the old and new text as an event. ``old`` is the trial as the
+        caller read it: if its text changed meanwhile, nothing is written (StaleSnapshotError).
+
+        Args:
+            old: The trial as read (its ``notes`` and ``metadata`` are compared).
+            notes: The new notes (None or empty: none).
+            metadata: The new metadata, ``{column: text}`` (None or empty: none).
+            source: What told it (the file's name), for the events table.
+        """
+        if "notes" not in self._columns:
+            raise ValueError("this study file cannot hold notes (read-only, schema < 5)")
+        before = (old.notes or None, _metadata_json(old.metadata))
+        after = (notes or None, _metadata_json(metadata))
+        if after == before:
+            return
+        cur = self._conn.execute(
+            "UPDATE trials SET notes = ?, metadata = ? "
+            "WHERE trial_id = ? AND notes IS ? AND metadata IS ?",
+            (*after, old.trial_id, *before),
+        )
+        if cur.rowcount != 1:  # never overwrite text the caller did not see
+            raise StaleSnapshotError(f"trial {old.trial_id} changed meanwhile")
+        self.touched.add(old.trial_id)
+        # the event shows the trial's state as it is now (an update in this transaction may
+        # have changed it), unchanged by this event
+        state, value = self._conn.execute(
+            "SELECT state, value FROM trials WHERE trial_id = ?", (old.trial_id,)
+        ).fetchone()
+        # only the text that changed is recorded (NULL on both sides: untouched)
+        notes_change = (before[0], after[0]) if before[0] != after[0] else (None, None)
+        meta_change = (before[1], after[1]) if before[1] != after[1] else (None, None)
+        text = (*notes_change, *meta_change)
+        self._event(old.trial_id, state, state, value, value, source, utc_now(), text=text)
+
     def claim(self, trial_id: int, runner: str | None, attempts: int) -> None:
         """Record which run evaluates a trial and how many evaluations it has started."""
         self._conn.execute(
@@ -861,20 +928,29 @@ class _Writer:
         at: str,
         old_outcomes: dict[str, float] | None = None,
         new_outcomes: dict[str, float] | None = None,
+        text: tuple[str | None, str | None, str | None, str | None] | None = None,
     ) -> None:
-        if old_outcomes is None and new_outcomes is None:
-            self._conn.execute(
-                "INSERT INTO events (trial_id, at, old_state, new_state, old_value, new_value, "
-                "source) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (tid, at, old_state, new_state, old_value, new_value, source),
-            )
-            return
+        """One events row; ``text`` is (old_notes, new_notes, old_metadata, new_metadata) as
+        stored. Columns an older file lacks are left out when they would be NULL."""
+        row: dict[str, Any] = {
+            "trial_id": tid,
+            "at": at,
+            "old_state": old_state,
+            "new_state": new_state,
+            "old_value": old_value,
+            "new_value": new_value,
+            "source": source,
+        }
+        if old_outcomes is not None or new_outcomes is not None:
+            row["old_outcomes"] = _outcomes_json(old_outcomes)
+            row["new_outcomes"] = _outcomes_json(new_outcomes)
+        if text is not None and any(x is not None for x in text):
+            keys = ("old_notes", "new_notes", "old_metadata", "new_metadata")
+            row.update(zip(keys, text, strict=True))
         self._conn.execute(
-            "INSERT INTO events (trial_id, at, old_state, new_state, old_value, new_value, source,"
-            " old_outcomes, new_outcomes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (tid, at, old_state, new_state, old_value, new_value, source,
-             _outcomes_json(old_outcomes), _outcomes_json(new_outcomes)),
-        )  # fmt: skip
+            f"INSERT INTO events ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            tuple(row.values()),
+        )
 
 
 def _finite(v: float | None) -> float | None:
@@ -900,6 +976,29 @@ def _json_or_none(d: dict[str, Any] | None) -> str | None:
 
 def _parse_json(text: str | None) -> dict[str, Any] | None:
     return json.loads(text) if text else None
+
+
+def _metadata_json(metadata: dict[str, str] | None) -> str | None:
+    """Metadata text as JSON (keys sorted, so equal metadata is equal text), or None when no
+    column holds text."""
+    kept = {str(k): str(v) for k, v in (metadata or {}).items() if v}
+    return json.dumps(kept, sort_keys=True, ensure_ascii=False) if kept else None
+
+
+def _check_text(space: Space, notes: Any, metadata: Any) -> None:
+    """Stored text is a string (or absent), metadata a mapping of the space's declared columns
+    to strings."""
+    if notes is not None and not isinstance(notes, str):
+        raise ValueError("the stored notes are not text")
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict):
+        raise ValueError("the stored metadata are not a mapping")
+    for k, v in metadata.items():
+        if k not in space.metadata:
+            raise ValueError(f"metadata column '{k}' is not declared by the space")
+        if not isinstance(v, str):
+            raise ValueError(f"metadata column '{k}' does not hold text")
 
 
 def _outcomes_json(outcomes: dict[str, float] | None) -> str | None:
@@ -940,8 +1039,17 @@ _ADDED_SINCE_1 = {  # columns added to ``trials`` after schema 1, in the order t
     "attempts": "INTEGER NOT NULL DEFAULT 0",
     "outcomes": "TEXT",
     "predictions": "TEXT",
+    "notes": "TEXT",
+    "metadata": "TEXT",
 }
-_EVENTS_ADDED_SINCE_1 = {"old_outcomes": "TEXT", "new_outcomes": "TEXT"}
+_EVENTS_ADDED_SINCE_1 = {
+    "old_outcomes": "TEXT",
+    "new_outcomes": "TEXT",
+    "old_notes": "TEXT",
+    "new_notes": "TEXT",
+    "old_metadata": "TEXT",
+    "new_metadata": "TEXT",
+}
 
 
 def _trial_columns(conn: sqlite3.Connection) -> set[str]:

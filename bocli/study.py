@@ -40,6 +40,7 @@ from bocli.csvio import (
     CsvRow,
     CsvTable,
     read_results,
+    text_columns,
     to_csv_text,
     write_csv,
 )
@@ -110,7 +111,11 @@ def init_study(
         space = get_problem(problem).space
     assert space is not None
     if direction is not None:
-        space = Space(space.parameters, Objective(space.objective.name, direction))
+        space = Space(
+            space.parameters,
+            Objective(space.objective.name, direction),
+            parameter_constraints=space.parameter_constraints,
+        )
     if n_init is not None and n_init < 0:
         raise UserError(f"--init must be >= 0, got {n_init}")
     surrogate_options = dict(surrogate_options or {})
@@ -151,11 +156,14 @@ def ask(
     acquisition_options: dict[str, Any] | None = None,
     device: str = "cpu",
     suggest_fn: Callable[..., Any] | None = None,
+    fixed: dict[str, Any] | None = None,
 ) -> AskResult:
     """Propose ``q`` new trials and store them as pending.
 
     Options left as None take the study's defaults (the study's surrogate options apply only when the
     surrogate is the study's). ``suggest_fn`` replaces ``bocli.engine.suggest`` (tests only).
+    ``fixed``: parameter values (name -> value, ``--fix``) every new trial takes; checked against
+    the space and its parameter constraints before anything is stored.
     """
     if q < 1:
         raise UserError(f"-n must be at least 1, got {q}")
@@ -173,6 +181,10 @@ def ask(
             acquisition_options = s.acquisition_options if acq == s.acquisition else {}
         # a bad pair or option fails now, also while the Sobol design makes no use of the model
         validate_models(sur, acq, surrogate_options, acquisition_options, s.space)
+        if fixed:
+            from bocli.constraints import check_fixed
+
+            fixed = check_fixed(s.space, fixed)
         st.check_writable()
         return ask_open(
             st,
@@ -183,6 +195,7 @@ def ask(
             acquisition_options=acquisition_options,
             device=device,
             suggest_fn=suggest_fn,
+            fixed=fixed,
         )
 
 
@@ -198,12 +211,14 @@ def ask_open(
     runner: str | None = None,
     on_suggest: Callable[[Any, np.ndarray, np.ndarray], None] | None = None,
     suggest_fn: Callable[..., Any] | None = None,
+    fixed: dict[str, Any] | None = None,
 ) -> AskResult:
     """The ask step on an open study (``ask`` and ``bocli run`` share it; options already checked).
 
     ``runner`` marks the new trials as evaluated by that run (``attempts`` = 1: the run starts
     evaluating them at once). ``on_suggest(suggestion, X, y)`` sees each model-based proposal with
-    the data it was made from (compare's calibration measurements).
+    the data it was made from (compare's calibration measurements). ``fixed``: parameter values
+    every new trial takes (``engine.suggest``'s ``fixed``).
     """
     if suggest_fn is None:
         from bocli.engine import suggest as suggest_fn
@@ -215,6 +230,8 @@ def ask_open(
         X, y, pending = observations(space, snap.trials, st.encoded)
         ref = stored_reference_point(st)
         extra = {"ref_point": ref[0]} if space.is_multi_objective and ref is not None else {}
+        if fixed:  # only when given: a test's suggest_fn need not know the keyword
+            extra["fixed"] = fixed
         sug = suggest_fn(
             space,
             X,
@@ -370,11 +387,21 @@ class TellResult:
     overwritten: int = 0
     unchanged: int = 0
     waiting: int = 0  # rows with neither a value nor a status: still pending
+    annotated: int = 0  # rows that changed a trial's notes or metadata (in any state)
     trial_ids: list[int] = field(default_factory=list)
+    # one line per recorded row whose point violates a parameter constraint (stored all the same)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> int:
-        return self.completed + self.failed + self.abandoned + self.imported + self.overwritten
+        return (
+            self.completed
+            + self.failed
+            + self.abandoned
+            + self.imported
+            + self.overwritten
+            + self.annotated
+        )
 
     def summary(self) -> str:
         parts = [
@@ -387,6 +414,7 @@ class TellResult:
                 (self.overwritten, "overwritten"),
                 (self.unchanged, "unchanged"),
                 (self.waiting, "still pending"),
+                (self.annotated, "with new notes/metadata"),
             )
             if n
         ]
@@ -397,6 +425,8 @@ class TellResult:
 class _Plan:
     updates: list[tuple[TrialRecord, TrialUpdate, str]] = field(default_factory=list)
     inserts: list[NewTrial] = field(default_factory=list)
+    # (trial as read, its new notes, its new metadata): text merged from what a row told
+    texts: list[tuple[TrialRecord, str | None, dict[str, str] | None]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     result: TellResult = field(default_factory=TellResult)
 
@@ -426,11 +456,32 @@ def tell_file(
             raise CsvError(table.problems)
         # match and apply under the write lock: no other tell can slip in between
         with st.write() as w:
-            plan = _plan(space, table, w.trials(), overwrite)
+            trials = w.trials()
+            plan = _plan(space, table, trials, overwrite)
             if plan.problems:
                 raise CsvError(plan.problems)
             _apply(w, plan, table.label)
+        plan.result.warnings = _constraint_warnings(space, table, trials)
         return plan.result
+
+
+def _constraint_warnings(space: Space, table: CsvTable, trials: list[TrialRecord]) -> list[str]:
+    """One line per complete row whose point violates a parameter constraint (Ax stores such
+    points too: a result is information, and the model learns from it)."""
+    out: list[str] = []
+    if not space.parameter_constraints:
+        return out
+    for r in table.rows:
+        if not r.ok or r.status != "complete":
+            continue
+        params = r.params
+        if params is None and r.trial_id is not None and r.trial_id < len(trials):
+            params = trials[r.trial_id].params
+        if params is None:
+            continue
+        for v in space.parameter_constraint_violations(params):
+            out.append(f"{table.label} row {r.row}: {v}")
+    return out
 
 
 def tell_value(
@@ -508,9 +559,40 @@ def _plan(space: Space, table: CsvTable, trials: list[TrialRecord], overwrite: b
                         f"issued for trial {t.trial_id} ({t.params[p.name]!r}); to record another "
                         "point, clear its trial_id"
                     )
+        unchanged = plan.result.unchanged
         _plan_existing(plan, space, t, r, overwrite, where)
+        if _plan_text(plan, t, r) and plan.result.unchanged > unchanged:
+            plan.result.unchanged -= 1  # the row changed the trial's text after all
     _plan_imports(plan, space, imports, trials)
     return plan
+
+
+def _merged_text(t: TrialRecord, r: CsvRow) -> tuple[str | None, dict[str, str] | None] | None:
+    """The trial's text after row ``r`` (filled cells replace stored text, empty cells keep it),
+    or None when the row changes nothing."""
+    if not r.has_text:
+        return None
+    notes = r.notes or t.notes
+    metadata = {**(t.metadata or {}), **(r.metadata or {})} or None
+    if notes == t.notes and metadata == (t.metadata or None):
+        return None
+    return notes, metadata
+
+
+def _plan_text(plan: _Plan, t: TrialRecord, r: CsvRow) -> bool:
+    """Plan the text change row ``r`` makes to trial ``t``; whether there is one.
+
+    Text is a person's annotation, never modeled: unlike a result it may change in any state
+    without ``--overwrite`` (as Ax's and Optuna's user attributes), and the events table keeps
+    the old text."""
+    new = _merged_text(t, r)
+    if new is None:
+        return False
+    plan.texts.append((t, *new))
+    plan.result.annotated += 1
+    if t.trial_id not in plan.result.trial_ids:
+        plan.result.trial_ids.append(t.trial_id)
+    return True
 
 
 def _same_param(p: Any, told: Any, issued: Any) -> bool:
@@ -600,21 +682,31 @@ def _result_key(
 
 def _plan_imports(plan: _Plan, space: Space, rows: list[CsvRow], trials: list[TrialRecord]) -> None:
     """Results without a trial_id: add those not already stored (as a multiset, so telling a
-    file twice adds nothing, while replicate rows in one file are all kept)."""
-    stored = Counter(
-        _result_key(space, t.params, t.state, t.value, t.outcomes)
-        for t in trials
-        if t.state in ("complete", "failed")
-    )
+    file twice adds nothing, while replicate rows in one file are all kept). A row equal to a
+    stored result is matched to that trial (replicates in id order), so a changed note on it
+    updates the trial's text."""
+    stored: dict[str, list[TrialRecord]] = {}
+    for t in trials:
+        if t.state in ("complete", "failed"):
+            key = _result_key(space, t.params, t.state, t.value, t.outcomes)
+            stored.setdefault(key, []).append(t)
     for r in rows:
         assert r.params is not None and r.status in ("complete", "failed")
         key = _result_key(space, r.params, r.status, r.value, r.outcomes)
-        if stored[key] > 0:
-            stored[key] -= 1
-            plan.result.unchanged += 1
+        if stored.get(key):
+            if not _plan_text(plan, stored[key].pop(0), r):
+                plan.result.unchanged += 1
             continue
         plan.inserts.append(
-            NewTrial(r.params, r.status, r.value, phase="import", outcomes=r.outcomes)
+            NewTrial(
+                r.params,
+                r.status,
+                r.value,
+                phase="import",
+                outcomes=r.outcomes,
+                notes=r.notes,
+                metadata=r.metadata,
+            )
         )
         plan.result.imported += 1
 
@@ -622,6 +714,8 @@ def _plan_imports(plan: _Plan, space: Space, rows: list[CsvRow], trials: list[Tr
 def _apply(w: Any, plan: _Plan, source: str) -> None:
     for old, upd, _ in plan.updates:
         w.update(old, upd, source)
+    for old, notes, metadata in plan.texts:  # after a state change: its event comes first
+        w.annotate(old, notes, metadata, source)
     for t in plan.inserts:
         rec = w.insert(t, source=source)
         plan.result.trial_ids.append(rec.trial_id)
@@ -825,6 +919,7 @@ def best_trial(path: str | Path, predict: bool = True) -> dict[str, Any]:
         "direction": s.direction,
         "value": best.value,
         "params": best.params,
+        **text_json(s.space, best),
     }
     if best.outcomes is not None:
         out["outcomes"] = best.outcomes
@@ -862,6 +957,7 @@ def pareto_result(
     rows = []
     for i, t in enumerate(front):
         row: dict[str, Any] = {"trial_id": t.trial_id, "params": t.params, "values": t.outcomes}
+        row.update(text_json(space, t))
         if preds is not None:
             row["predicted"] = preds[i]
         rows.append(row)
@@ -914,6 +1010,7 @@ def study_status(path: str | Path) -> dict[str, Any]:
         "objective": s.objective_name,
         "direction": s.direction,
         "parameters": space.names,
+        "parameter_constraints": [c.text for c in space.parameter_constraints],
         "trials": len(trials),
         **{state: counts[state] for state in ("pending", "complete", "failed", "abandoned")},
         "best_value": None if best is None else best.value,
@@ -976,13 +1073,22 @@ def prediction_check(trials: Sequence[TrialRecord]) -> dict[str, Any] | None:
 def export_columns(space: Space) -> list[str]:
     """The columns of ``bocli export`` and of a run's ``trials.csv`` (the README's table): one per
     parameter and outcome; with outcome constraints ``feasible``, with several objectives
-    ``pareto`` and ``hypervolume`` (of the feasible trials up to this one) too."""
+    ``pareto`` and ``hypervolume`` (of the feasible trials up to this one) too. The columns a
+    person writes (status, ``notes``, the metadata columns) come before those bocli computes."""
     extra = []
     if not space.is_single_outcome:
         extra.append("feasible")
     if space.is_multi_objective:
         extra += ["pareto", "hypervolume"]
-    return ["trial_id", *space.names, *space.outcome_names, "status", *extra, *INFO_COLUMNS]
+    return [
+        "trial_id",
+        *space.names,
+        *space.outcome_names,
+        "status",
+        *text_columns(space),
+        *extra,
+        *INFO_COLUMNS,
+    ]
 
 
 def best_so_far(
@@ -1051,6 +1157,7 @@ def _export_row(
             else {space.objective.name: t.value}
         ),
         "status": t.state,
+        **trial_text(space, t),
         "best_so_far": None if space.is_multi_objective else best,
         "regret": regret,
         "proposed_by": t.proposed_by,
@@ -1181,9 +1288,37 @@ def export_csv(path: str | Path) -> str:
 
 
 def ask_columns(space: Space) -> list[str]:
-    return ["trial_id", *space.names, *space.outcome_names]
+    """The columns of the CSV ``ask`` writes: id, parameters, outcomes and, when the space declares
+    metadata columns, the text columns (``notes``, then the metadata) to fill in next to the
+    results. Without declared metadata the file keeps the documented ``trial_id, <params...>,
+    <outcomes...>`` layout (a script that appends the value to each row keeps working); ``tell``
+    accepts a ``notes`` column added by hand either way."""
+    text = text_columns(space) if space.metadata else []
+    return ["trial_id", *space.names, *space.outcome_names, *text]
 
 
 def ask_row(space: Space, t: TrialRecord) -> dict[str, Any]:
-    """A trial as ``ask`` writes it: id, parameters, and the objective left empty to fill in."""
-    return {"trial_id": t.trial_id, **t.params, **dict.fromkeys(space.outcome_names)}
+    """A trial as ``ask`` writes it: id, parameters, the objective left empty to fill in, and
+    any text already told for it."""
+    return {
+        "trial_id": t.trial_id,
+        **t.params,
+        **dict.fromkeys(space.outcome_names),
+        **(trial_text(space, t) if space.metadata else {}),
+    }
+
+
+def trial_text(space: Space, t: TrialRecord) -> dict[str, str | None]:
+    """A trial's text by column (``notes`` and each metadata column; None where none told)."""
+    metadata = t.metadata or {}
+    return {"notes": t.notes, **{m: metadata.get(m) for m in space.metadata}}
+
+
+def text_json(space: Space, t: TrialRecord) -> dict[str, Any]:
+    """A trial's text for ``--format json`` listings: ``notes`` (None when none told) and, when
+    the space declares metadata columns, ``metadata`` (``{column: text or None}``)."""
+    out: dict[str, Any] = {"notes": t.notes}
+    if space.metadata:
+        metadata = t.metadata or {}
+        out["metadata"] = {m: metadata.get(m) for m in space.metadata}
+    return out

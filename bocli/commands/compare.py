@@ -169,7 +169,9 @@ def compare(
         calibration_points=calibration_points,
         table=table,
     )
-    progress = _Progress(quiet=fmt == "json")
+    from bocli.commands.progress import CompareProgress
+
+    progress = CompareProgress(show=fmt != "json")
     ctx = click.get_current_context()
     from_console = Path(sys.argv[0]).name == "bocli" and sys.argv[1:2] == ["compare"]
     argv = ["bocli", *sys.argv[1:]] if from_console else ["bocli", "compare", *_reconstruct(ctx)]
@@ -225,63 +227,6 @@ def _reconstruct(ctx: click.Context) -> list[str]:
             for item in value if param.multiple and value else (value,):
                 args += [opt, str(item)]
     return args
-
-
-class _Progress:
-    """A rich progress bar over cells (silent for --format json)."""
-
-    def __init__(self, quiet: bool) -> None:
-        from rich.console import Console
-
-        self.quiet = quiet
-        self.console = Console(stderr=True)
-        self.bar: Any = None
-        self.failed = 0
-
-    def __enter__(self) -> _Progress:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-
-    def start(self, total: int, done: int) -> None:
-        """Show the bar once the grid is validated (so a bad option prints only its error)."""
-        if self.quiet:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(
-            TextColumn("[bold]cells"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=self.console,
-        )
-        self.bar.__enter__()
-        self.task = self.bar.add_task("cells", total=total, completed=done, status="")
-        if done:
-            self.bar.console.print(f"resuming: {done} of {total} cells already finished")
-
-    def update(self, result: Any) -> None:
-        if self.bar is None:
-            return
-        if result.status == "failed":
-            self.failed += 1
-            self.bar.console.print(f"[yellow]failed:[/] {result.cell}: {result.error}")
-        status = f"last: {result.cell} ({result.seconds:.1f} s)"
-        if self.failed:
-            status += f"  [yellow]{self.failed} failed[/]"
-        self.bar.update(self.task, advance=1, status=status)
 
 
 @click.command(context_settings={"show_default": True})

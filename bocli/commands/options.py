@@ -111,3 +111,32 @@ def format_option(*choices: str, default: str | None = None) -> Callable[[F], F]
         )(f)
 
     return deco
+
+
+def fix_option(f: F) -> F:
+    """``--fix NAME=VALUE`` (repeatable): parameters every proposed point takes."""
+    return click.option(
+        "--fix",
+        "fix",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Propose only points with this parameter value (repeatable), e.g. solvent=water.",
+    )(f)
+
+
+def parse_fix(values: tuple[str, ...]) -> dict[str, str]:
+    """``--fix`` items -> ``{name: value text}`` (each parameter's ``validate`` converts the text).
+
+    Raises:
+        UserError: An item without ``=`` or a name, or a parameter fixed twice (one line).
+    """
+    out: dict[str, str] = {}
+    for item in values:
+        name, eq, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        if not eq or not name or not value:
+            raise UserError(f"--fix: expected NAME=VALUE, got {item!r}")
+        if name in out and out[name] != value:
+            raise UserError(f"--fix {name}: given twice ({out[name]} and {value})")
+        out[name] = value
+    return out

@@ -10,9 +10,11 @@ import click
 
 from bocli.commands.options import (
     device_option,
+    fix_option,
     format_option,
     init_option,
     model_options,
+    parse_fix,
     parse_key_values,
 )
 
@@ -88,7 +90,9 @@ from bocli.commands.options import (
     default=None,
     help="Seconds before a user objective's evaluation counts as failed.",
 )
+@click.option("--quiet", is_flag=True, help="Print only the final summary (no progress, no notes).")
 @format_option("table", "json")
+@fix_option
 def run(
     problem: str | None,
     surrogate: str | None,
@@ -110,7 +114,9 @@ def run(
     command: str | None,
     command_mode: str,
     timeout: float | None,
+    quiet: bool,
     fmt: str,
+    fix: tuple[str, ...],
 ) -> None:
     """Optimize PROBLEM (a registered name, or module:function with --space).
 
@@ -119,6 +125,9 @@ def run(
     Ctrl-C, --resume continues with the saved settings (options you pass again explicitly, such as
     a larger --budget, apply and are printed); nothing finished is lost or repeated. --study FILE
     drives an ask-tell study instead, next to people asking and telling by hand.
+
+    Progress goes to stderr: a live line that fits the terminal, or, piped or redirected, one line
+    per evaluation. The summary goes to stdout; with --quiet only the summary (and errors).
 
     \b
     Examples:
@@ -150,8 +159,13 @@ def run(
         "command": command,
         "command_mode": command_mode,
         "timeout": timeout,
+        "fixed": parse_fix(fix),
     }
-    params = {"surrogate_options": "surrogate_option", "acquisition_options": "acquisition_option"}
+    params = {
+        "surrogate_options": "surrogate_option",
+        "acquisition_options": "acquisition_option",
+        "fixed": "fix",
+    }
     explicit = {
         name
         for name in given
@@ -163,7 +177,12 @@ def run(
 
     set_log_dir(plan.study.parent)  # an internal error from here on is logged in the run's folder
     where = str(plan.export.parent) if plan.export is not None else str(plan.study)
-    progress = _Progress(plan.problem, plan.config.budget, quiet=fmt == "json")
+    # progress on stderr; --format json keeps the notes there, --quiet only the summary
+    from bocli.commands.progress import RunProgress
+
+    progress = RunProgress(
+        plan.problem, plan.config.budget, show=not quiet and fmt != "json", notes=not quiet
+    )
     try:
         with progress:
             for line in plan.notes:
@@ -187,7 +206,7 @@ def run(
             err=True,
         )
         sys.exit(130)
-    _summary(plan.problem, trials, where, fmt, plan.study)
+    _summary(plan.problem, trials, where, fmt, plan.study, quiet=quiet)
     if trials and all(t.status == "failed" for t in trials):
         click.echo(
             f"error: all {len(trials)} evaluations failed; the first: {trials[0].error}", err=True
@@ -195,82 +214,12 @@ def run(
         sys.exit(1)
 
 
-class _Progress:
-    """A rich progress bar with best-so-far and regret (silent for --format json)."""
-
-    def __init__(self, problem: Any, budget: int, quiet: bool) -> None:
-        from rich.console import Console
-
-        self.problem, self.budget, self.quiet = problem, budget, quiet
-        self.console = Console(stderr=True)
-        self.bar: Any = None
-
-    def __enter__(self) -> _Progress:
-        if self.quiet:
-            return self
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self.bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            console=self.console,
-        )
-        self.bar.__enter__()
-        self.task = self.bar.add_task(self.problem.name, total=self.budget, status="")
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-
-    def resumed(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=n)
-            self.bar.console.print(f"resuming after {n} finished evaluations")
-
-    def note(self, line: str) -> None:
-        """One line for the user (settings applied on resume, trials recovered)."""
-        if self.bar is not None:
-            self.bar.console.print(line, markup=False, highlight=False)
-        else:
-            click.echo(line, err=True)
-
-    def update(self, t: Any) -> None:
-        if self.bar is None:
-            return
-        best = "-" if t.best_so_far is None else f"{t.best_so_far:.6g}"
-        multi = self.problem.space.is_multi_objective
-        status = f"hypervolume {best}" if multi else f"best {best}"
-        if t.regret is not None:
-            status += f"  {'log10 hv regret' if multi else 'regret'} {t.regret:.3g}"
-        if t.outcomes is not None:
-            shown = ", ".join(f"{k} {v:.4g}" for k, v in t.outcomes.items())
-            status += f"  last {shown}" + ("" if t.feasible in (None, True) else " (infeasible)")
-        elif t.value is not None and t.predicted_mean is not None and t.predicted_sd is not None:
-            # how the model's last prediction fared: honest uncertainty, visible as it runs
-            status += (
-                f"  last {t.value:.4g} (predicted {t.predicted_mean:.4g} ± {t.predicted_sd:.2g})"
-            )
-        if t.status == "failed":
-            self.bar.console.print(f"[yellow]trial {t.trial} failed:[/] {t.error}")
-        diag = t.extra.get("diagnostics") or {}
-        if diag.get("warning"):
-            self.bar.console.print(f"[yellow]trial {t.trial}:[/] {diag['warning']}")
-        self.bar.update(self.task, advance=1, status=status)
-
-
-def _summary(problem: Any, trials: list[Any], out: str, fmt: str, study: Any = None) -> None:
+def _summary(
+    problem: Any, trials: list[Any], out: str, fmt: str, study: Any = None, quiet: bool = False
+) -> None:
+    """The run's result on stdout: a table, or one JSON object (``fmt == "json"``)."""
     if problem.space.is_multi_objective:
-        _summary_multi(problem, trials, out, fmt, study)
+        _summary_multi(problem, trials, out, fmt, study, quiet)
         return
     done = [t for t in trials if t.status == "complete" and t.feasible is not False]
     best = None
@@ -289,7 +238,6 @@ def _summary(problem: Any, trials: list[Any], out: str, fmt: str, study: Any = N
     if fmt == "json":
         click.echo(json.dumps(result, default=str))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"{problem.name}: best of {len(trials)} evaluations", show_header=False)
@@ -301,10 +249,12 @@ def _summary(problem: Any, trials: list[Any], out: str, fmt: str, study: Any = N
     if best is not None:
         for k, v in best.params.items():
             table.add_row(f"  {k}", f"{v:.6g}" if isinstance(v, float) else str(v))
-    Console().print(table)
+    _stdout_console().print(table)
 
 
-def _summary_multi(problem: Any, trials: list[Any], out: str, fmt: str, study: Any) -> None:
+def _summary_multi(
+    problem: Any, trials: list[Any], out: str, fmt: str, study: Any, quiet: bool = False
+) -> None:
     """Several objectives: the hypervolume reached and the feasible Pareto set's size."""
     import numpy as np
 
@@ -342,7 +292,6 @@ def _summary_multi(problem: Any, trials: list[Any], out: str, fmt: str, study: A
     if fmt == "json":
         click.echo(json.dumps(result, default=str))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"{problem.name}: {len(trials)} evaluations", show_header=False)
@@ -353,5 +302,15 @@ def _summary_multi(problem: Any, trials: list[Any], out: str, fmt: str, study: A
     if ref is not None:
         label = " (inferred)" if ref[1] else ""
         table.add_row("reference point", ", ".join(f"{v:.6g}" for v in ref[0]) + label)
-    Console().print(table)
-    click.echo(f"the Pareto set: bocli best {out}", err=True)
+    _stdout_console().print(table)
+    if not quiet:
+        click.echo(f"the Pareto set: bocli best {out}", err=True)
+
+
+def _stdout_console() -> Any:
+    """A rich Console on stdout: the terminal's width, or (a pipe, a file) whole lines, never
+    wrapped at rich's default 80 columns."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=1000)

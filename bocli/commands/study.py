@@ -15,9 +15,11 @@ import click
 
 from bocli.commands.options import (
     device_option,
+    fix_option,
     format_option,
     init_option,
     model_options,
+    parse_fix,
     parse_key_values,
 )
 from bocli.errors import UserError
@@ -84,6 +86,11 @@ def init(
         f"created {study}: {settings.space.dim} parameters ({', '.join(settings.space.names)}), "
         f"{settings.space.describe_outcomes()}, {settings.surrogate}+{settings.acquisition}, "
         f"first {settings.n_init} trials from a Sobol design"
+        + (
+            f"; subject to {settings.space.describe_parameter_constraints()}"
+            if settings.space.parameter_constraints
+            else ""
+        )
     )
 
 
@@ -103,6 +110,7 @@ def init(
 @click.option(
     "--force", is_flag=True, help="Replace an existing -o FILE (never an SQLite database)."
 )
+@fix_option
 def ask(
     study: str,
     q: int,
@@ -114,6 +122,7 @@ def ask(
     acquisition_option: tuple[str, ...],
     device: str,
     force: bool,
+    fix: tuple[str, ...],
 ) -> None:
     """Suggest Q new trials (stored as pending) and write them as CSV, JSON or a table.
 
@@ -127,6 +136,7 @@ def ask(
       bocli ask study.db -n 4 -o batch.csv
       bocli ask study.db --format json
       bocli ask study.db -n 2 --surrogate ibnn --acquisition ucb --acquisition-option beta=3
+      bocli ask study.db -n 3 --fix solvent=water --fix temperature=30
     """
     import warnings
 
@@ -156,6 +166,7 @@ def ask(
         if acquisition_option
         else None,
         device=device,
+        fixed=parse_fix(fix) or None,
     )
     warning = (result.info.get("diagnostics") or {}).get("warning")
     if warning:  # e.g. hmc: many divergent transitions, and which setting to change
@@ -187,7 +198,7 @@ def ask(
 def _render_trials(study: str, trials: list[Any], fmt: str) -> str:
     from bocli.csvio import format_cell, to_csv_text
     from bocli.storage import StudyStorage
-    from bocli.study import ask_columns, ask_row
+    from bocli.study import ask_columns, ask_row, text_json
 
     with StudyStorage.open(study) as st:
         space = st.settings.space
@@ -203,6 +214,7 @@ def _render_trials(study: str, trials: list[Any], fmt: str) -> str:
                 else None
                 if t.predicted_mean is None
                 else {"mean": t.predicted_mean, "sd": t.predicted_sd},
+                **text_json(space, t),
             }
             for t in trials
         ]
@@ -210,7 +222,7 @@ def _render_trials(study: str, trials: list[Any], fmt: str) -> str:
     rows = [ask_row(space, t) for t in trials]
     if fmt == "csv":
         return to_csv_text(ask_columns(space), rows)
-    columns = ask_columns(space)[: -len(space.outcome_names)]
+    columns = ["trial_id", *space.names]  # the table shows what to run, not what to fill in
     cells = [[format_cell(r[c]) for c in columns] for r in rows]
     if any(t.predictions for t in trials):
         for name in space.outcome_names:
@@ -311,6 +323,8 @@ def tell(
         else:
             result = tell_file(study, file, overwrite=overwrite)
         source = "<stdin>" if file == "-" else file
+    for line in result.warnings:  # stored all the same; the user may want to know
+        click.echo(f"warning: {line}", err=True)
     if fmt == "json":
         from dataclasses import asdict
 
@@ -343,6 +357,8 @@ def status(study: str, fmt: str) -> None:
         f"trials     {info['trials']}: {info['complete']} complete, {info['pending']} pending, "
         f"{info['failed']} failed, {info['abandoned']} abandoned",
     ]
+    if info.get("parameter_constraints"):
+        lines.insert(2, f"subject to {'; '.join(info['parameter_constraints'])}")
     if info["best_value"] is not None:
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in info["best_params"].items())
         lines.append(
@@ -420,6 +436,8 @@ def best(study: str, fmt: str) -> None:
         return
     lines = [f"trial {b['trial_id']}: {b['objective']} = {_fmt(b['value'])} ({b['direction']})"]
     lines += [f"  {k} = {_fmt(v)}" for k, v in b["params"].items()]
+    text = {"notes": b.get("notes"), **(b.get("metadata") or {})}
+    lines += [f"  {k}: {' '.join(str(v).split())}" for k, v in text.items() if v]
     if "regret" in b:
         lines.append(f"regret {b['regret']:.4g}")
     click.echo("\n".join(lines))

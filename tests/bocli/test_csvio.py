@@ -275,7 +275,7 @@ def test_the_separator_is_sniffed_from_the_first_csv_line_not_from_splitlines() 
         assert t.delimiter == ";"
         assert t.problems == [
             f"batch.csv: row 1, column '{shown}': unknown column; "
-            "expected: temperature, conc, cycles, solvent, yield, trial_id, status"
+            "expected: temperature, conc, cycles, solvent, yield, trial_id, status, notes"
         ]
     # old-Mac spreadsheets end lines with a bare \r, which the csv module reads as a line end
     t = parse(HEADER.replace(",", ";") + "\r0;55,5;0,01;3;water;0,75\r")

@@ -132,8 +132,8 @@ def test_csv_round_trip_with_two_objectives_and_a_constraint(told: Path, tmp_pat
         assert set(outcomes) == {"cost", "yield", "purity"} and value == outcomes["cost"]
     text = run("export", told).output
     header = next(csv.reader(io.StringIO(text)))
-    assert header[:8] == ["trial_id", "x1", "x2", "cost", "yield", "purity", "status", "feasible"]
-    assert header[8:10] == ["pareto", "hypervolume"]
+    assert header[:8] == ["trial_id", "x1", "x2", "cost", "yield", "purity", "status", "notes"]
+    assert header[8:11] == ["feasible", "pareto", "hypervolume"]
     exported = tmp_path / "all.csv"
     exported.write_text(text)
     before = dump(told)

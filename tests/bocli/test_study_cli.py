@@ -21,7 +21,7 @@ from bocli.cli import cli
 from bocli.csvio import CsvError
 from bocli.engine import Suggestion
 from bocli.space import Space
-from bocli.storage import NewTrial, StudyStorage
+from bocli.storage import SCHEMA_VERSION, NewTrial, StudyStorage
 from bocli.study import (
     ask,
     export_csv,
@@ -435,7 +435,7 @@ def test_status_best_and_export(study: Path, tmp_path: Path) -> None:
     tell_value(study, 2, status="failed")
     info = json.loads(run("status", study, "--format", "json").stdout)
     assert (info["trials"], info["complete"], info["failed"], info["best_trial"]) == (3, 2, 1, 1)
-    assert info["next_ask"] == "sobol design" and info["schema_version"] == 4
+    assert info["next_ask"] == "sobol design" and info["schema_version"] == SCHEMA_VERSION
     text = run("status", study).stdout
     assert "3: 2 complete, 0 pending, 1 failed" in text and "best       3 (trial 1" in text
     b = json.loads(run("best", study, "--format", "json").stdout)
