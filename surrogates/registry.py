@@ -67,6 +67,11 @@ def get_surrogate_class(name: str) -> type[Surrogate]:
             raise UnknownSurrogateError(
                 f"unknown surrogate '{name}'; choose from: {', '.join(surrogate_names())}"
             )
+        # surrogate modules import botorch at their top: load it without JAX first (~1 s of a
+        # cold `bocli ask`, which checks the surrogate before it suggests)
+        from bocli.engine import import_botorch_without_jax
+
+        import_botorch_without_jax()
         importlib.import_module(module)
     if name not in SURROGATES:
         raise UnknownSurrogateError(f"surrogate '{name}' is not provided by {_MODULES[name]}")

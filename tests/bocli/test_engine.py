@@ -163,3 +163,32 @@ print("ok")
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-2000:]
+
+
+def test_a_cold_cli_ask_does_not_load_jax(tmp_path):
+    """The CLI checks the surrogate (importing its module, hence botorch) before it suggests: that
+    import hides JAX too, so a cold `bocli ask` in the model phase never pays for it."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+from pathlib import Path
+from bocli.study import init_study, tell_file
+from bocli.cli import main
+study = Path({str(tmp_path)!r}) / "s.db"
+init_study(study, problem="branin", n_init=4, check_models=False)
+rows = ["x0,x1,value", "1,2,30.1", "-3,7,12.5", "5,1,18.0", "8,12,99.2", "2,3,4.4"]
+(study.parent / "h.csv").write_text("\\n".join(rows) + "\\n")
+tell_file(study, study.parent / "h.csv")
+sys.argv = ["bocli", "ask", str(study), "-o", str(study.parent / "b.csv")]
+try:
+    main()
+except SystemExit as e:
+    assert not e.code, e.code
+assert "jax" not in sys.modules and "numpyro" not in sys.modules, "jax was imported"
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-2000:]
+    assert "(gp+ei)" in r.stderr, r.stderr  # the model phase answered, not the design
